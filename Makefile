@@ -1,0 +1,32 @@
+# Two commands: `make run` (the whole pipeline on the embedded default) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dvc repro
+	@echo ""
+	@echo "Done. Reports:"
+	@ls -1 reports/*.json reports/*.md reports/drivers/index.html 2>/dev/null | sed 's/^/  /' || true
+	@echo "  data: data/interim/ (validated tables), data/quarantine/ (rejected rows)"
+	@echo "  MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data reports/*.json reports/*.md artifacts mlruns mlflow.db

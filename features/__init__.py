@@ -1,0 +1,1 @@
+"""Point-in-time feature definitions (Ibis expressions), feature catalog and text lexicon."""

@@ -1,0 +1,1 @@
+"""Training, calibration, metrics, SHAP, MLflow/registry helpers and scoring."""

@@ -1,0 +1,1 @@
+"""Stage entry points, the `churn` CLI, typed params, data contracts and the simulator."""

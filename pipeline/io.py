@@ -1,0 +1,84 @@
+"""Atomic file outputs: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success rename it over `target`, else remove it."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(target: Path | str, obj: Any) -> None:
+    """Write `obj` as pretty JSON, atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+
+
+def write_text(target: Path | str, text: str) -> None:
+    """Write text, atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_parquet(target: Path | str, table: pa.Table) -> None:
+    """Write an Arrow table as Parquet, atomically."""
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp)
+
+
+class AtomicDirectory:
+    """Stage files into a temporary directory and swap them into place together on commit."""
+
+    def __init__(self, target: Path | str) -> None:
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+
+    def path(self, name: str) -> Path:
+        """Path of `name` inside the staging directory."""
+        return self.staging / name
+
+    def commit(self) -> None:
+        """Replace the target directory with the staged one."""
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old")
+            if old.exists():
+                _rmtree(old)
+            os.replace(self.target, old)
+        os.replace(self.staging, self.target)
+        if old is not None:
+            _rmtree(old)
+
+    def discard(self) -> None:
+        """Throw the staged files away."""
+        if self.staging.exists():
+            _rmtree(self.staging)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
