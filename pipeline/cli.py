@@ -58,5 +58,21 @@ def featurize(params: ParamsOpt = Path("params.yaml")) -> None:
     stage.main(params)
 
 
+@app.command()
+def train(params: ParamsOpt = Path("params.yaml")) -> None:
+    """LightGBM + calibration and baselines on an out-of-time split; MLflow run + version."""
+    from pipeline import train as stage
+
+    raise typer.Exit(stage.main(params))
+
+
+@app.command()
+def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Test metrics, plots, truth check; champion/challenger promotion in the MLflow registry."""
+    from pipeline import evaluate as stage
+
+    raise typer.Exit(stage.main(params))
+
+
 if __name__ == "__main__":
     app()

@@ -14,6 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it over `target`, else remove it."""
@@ -24,6 +30,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -68,6 +75,7 @@ class AtomicDirectory:
             if old.exists():
                 _rmtree(old)
             os.replace(self.target, old)
+        os.chmod(self.staging, 0o777 & ~_umask())  # mkdtemp creates 0700
         os.replace(self.staging, self.target)
         if old is not None:
             _rmtree(old)

@@ -1,0 +1,210 @@
+"""One feature table for any spine: training (labelled cutoffs) and scoring (as-of date) alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.catalog import FeatureInfo, FeatureSet
+from features.economic import economic_features
+from features.engagement import all_event_types, daily_events, engagement_features, merge
+from features.experience import experience_features
+from features.labels import active_customers, utc_midnight
+from features.profile import profile_features
+from features.service import service_features
+from features.tables import KEYS, Tables
+from pipeline.config import FeaturizeParams
+from pipeline.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+Family = Callable[[Tables, ibis.Table, FeaturizeParams], FeatureSet]
+
+
+def _text_family() -> Family | None:
+    """The text family (features/text.py, owned by the text-features colleague), if present."""
+    try:
+        from features.text import text_features
+    except ModuleNotFoundError as exc:
+        if exc.name != "features.text":
+            raise
+        log.warning("features/text.py not found: text features skipped")
+        return None
+    return text_features
+
+
+def families() -> list[Family]:
+    """Every feature family, in the column order of the feature table."""
+    out: list[Family] = [
+        engagement_features,
+        economic_features,
+        experience_features,
+        service_features,
+        profile_features,
+    ]
+    text = _text_family()
+    if text is not None:
+        out.append(text)
+    return out
+
+
+def build_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
+    """All features for every (customer_id, cutoff) of `spine`: one row per spine row.
+
+    Everything reads only rows dated strictly before each row's cutoff. Cutoffs must be
+    UTC midnights (day-level windows); `training_spine` and `scoring_spine` guarantee that.
+    """
+    keys = spine.select(*KEYS).view()
+    parts = [family(tables, keys, cfg) for family in families()]
+    fs = merge(keys, parts)
+    names = [f.name for f in fs.catalog]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"feature names produced by more than one family: {dupes}")
+    return fs
+
+
+def training_spine(labels: ibis.Table) -> ibis.Table:
+    """(customer_id, cutoff) of the label table: the rows of the training table."""
+    return labels.select(*KEYS)
+
+
+def scoring_spine(
+    tables: Tables,
+    as_of: str | dt.date | dt.datetime,
+    definition: str = "contractual",
+    lookback_days: int = 30,
+) -> ibis.Table:
+    """(customer_id, cutoff = as_of's UTC midnight) for every customer active at `as_of`.
+
+    "Active" follows the label definition, so a scoring row is exactly a training row
+    without its label: features use data strictly before the as-of day.
+    """
+    return active_customers(tables, [utc_midnight(as_of)], definition, lookback_days)
+
+
+def with_cached_daily_events(
+    tables: Tables, cfg: FeaturizeParams, con: ibis.BaseBackend, work_dir: Path
+) -> Tables:
+    """Aggregate raw events per (customer, type, day) once, to Parquet, and read them back.
+
+    All event features read this aggregate; the raw event table is scanned once per run.
+    """
+    if tables.events is None:
+        return tables
+    path = work_dir / "events_daily.parquet"
+    daily_events(tables.events, all_event_types(cfg)).to_parquet(path)
+    log.info("daily event aggregate written to %s", path)
+    return tables.replace(events_daily=con.read_parquet(path, table_name="events_daily"))
+
+
+def write_feature_table(
+    con: ibis.BaseBackend,
+    tables: Tables,
+    spine: ibis.Table,
+    cfg: FeaturizeParams,
+    out: Path | str,
+    work_dir: Path | str | None = None,
+    rows_per_chunk: int = 500_000,
+) -> tuple[FeatureInfo, ...]:
+    """Build features for `spine` and write spine columns + features to `out`, atomically.
+
+    Runs a few whole cutoffs at a time (about `rows_per_chunk` spine rows: the events join
+    each customer's few cutoffs in the chunk, not all of them) and streams every chunk to
+    Parquet, so memory stays bounded by the chunk, not by the whole spine. Extra spine columns
+    (churned, churn_type) come first, after the keys. Returns the feature catalog.
+    """
+    own_tmp = work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="featurize-")) if own_tmp else Path(work_dir)  # type: ignore[arg-type]
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        cached = with_cached_daily_events(tables, cfg, con, work)
+        cutoffs = cutoffs_of(spine)
+        extra = [c for c in spine.columns if c not in KEYS]
+        parts: list[Path] = []
+        catalog: tuple[FeatureInfo, ...] = ()
+        for i, group in enumerate(_chunks(spine, cutoffs, rows_per_chunk)):
+            lo, hi = group[0], group[-1]
+            ctype = spine.cutoff.type()
+            chunk = spine.filter(
+                spine.cutoff >= ibis.literal(lo, ctype), spine.cutoff <= ibis.literal(hi, ctype)
+            ).view()
+            fs = build_features(cached, chunk, cfg)
+            catalog = fs.catalog
+            joined = chunk.left_join(fs.table, list(KEYS))
+            expr = joined.select(*KEYS, *extra, *[f.name for f in catalog]).order_by(list(KEYS))
+            part = work / f"part-{i:04d}.parquet"
+            expr.to_parquet(part)
+            parts.append(part)
+            log.info("features for cutoffs %s .. %s written", lo.date(), hi.date())
+        if not parts:
+            fs = build_features(cached, spine, cfg)
+            catalog = fs.catalog
+            empty = spine.left_join(fs.table, list(KEYS)).select(
+                *KEYS, *extra, *[f.name for f in catalog]
+            )
+            _write_parts([], Path(out), empty.schema().to_pyarrow())
+        else:
+            _write_parts(parts, Path(out), None)
+        return catalog
+    finally:
+        if own_tmp:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _chunks(
+    spine: ibis.Table, cutoffs: list[dt.datetime], rows_per_chunk: int
+) -> list[list[dt.datetime]]:
+    """Consecutive cutoffs grouped so that each group has about `rows_per_chunk` spine rows."""
+    counts = dict(
+        spine.group_by("cutoff")
+        .aggregate(n=spine.count())
+        .to_pyarrow()
+        .to_pandas()
+        .assign(cutoff=lambda d: d.cutoff.map(utc_midnight))
+        .itertuples(index=False)
+    )
+    groups: list[list[dt.datetime]] = []
+    size = 0
+    for c in cutoffs:
+        n = int(counts.get(c, 0))
+        if groups and size + n <= rows_per_chunk:
+            groups[-1].append(c)
+            size += n
+        else:
+            groups.append([c])
+            size = n
+    return groups
+
+
+def cutoffs_of(spine: ibis.Table) -> list[dt.datetime]:
+    """The spine's distinct cutoffs (checked to be UTC midnights), ascending."""
+    values = spine.select("cutoff").distinct().order_by("cutoff").to_pyarrow()["cutoff"].to_pylist()
+    bad = [c for c in values if (c.hour, c.minute, c.second, c.microsecond) != (0, 0, 0, 0)]
+    if bad:
+        raise ValueError(
+            f"spine cutoffs must be UTC midnights (features use whole days); found {bad[0]}. "
+            "Use features.labels.utc_midnight to build cutoffs."
+        )
+    return [utc_midnight(c) for c in values]
+
+
+def _write_parts(parts: Sequence[Path], out: Path, schema: pa.Schema | None) -> None:
+    """Concatenate Parquet parts into `out` batch by batch (bounded memory), atomically."""
+    if parts:
+        schema = pq.read_schema(parts[0])
+    assert schema is not None
+    with atomic_path(out) as tmp:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for part in parts:
+                pf = pq.ParquetFile(part)
+                for batch in pf.iter_batches(batch_size=65_536):
+                    writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)

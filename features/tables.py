@@ -1,0 +1,152 @@
+"""The contract tables as Ibis expressions, and the DuckDB connection that reads them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import ibis
+from ibis.backends.duckdb import Backend as DuckDBBackend
+
+log = logging.getLogger(__name__)
+
+TABLE_NAMES: tuple[str, ...] = ("customers", "churn_events", "events", "responses", "tickets")
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "signup_date"),
+    "churn_events": ("customer_id", "churn_date"),
+    "events": ("customer_id", "ts", "event_type"),
+    "responses": ("customer_id", "ts", "touchpoint", "metric", "score"),
+    "tickets": ("customer_id", "opened_at", "category"),
+}
+SECONDS_PER_DAY = 86_400
+
+
+class TableContractError(ValueError):
+    """An interim table misses a column that the feature code needs."""
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The input contract tables; every table but `customers` may be missing (None)."""
+
+    customers: ibis.Table
+    churn_events: ibis.Table | None = None
+    events: ibis.Table | None = None
+    responses: ibis.Table | None = None
+    tickets: ibis.Table | None = None
+    # Optional cache: `events` pre-aggregated per (customer_id, event_type, day); see
+    # features.engagement.daily_events. Built once per run so that 200M raw events are scanned once.
+    events_daily: ibis.Table | None = None
+
+    def replace(self, **tables: ibis.Table | None) -> Tables:
+        """A copy with some tables swapped (e.g. a pre-aggregated or filtered one)."""
+        return replace(self, **tables)
+
+
+def connect(
+    memory_limit: str = "3GB", threads: int = 2, temp_directory: str | Path | None = None
+) -> DuckDBBackend:
+    """An Ibis DuckDB connection with bounded memory, spilling to `temp_directory`, UTC clock."""
+    config: dict[str, object] = {"memory_limit": memory_limit, "threads": threads}
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(temp_directory)
+    con = ibis.duckdb.connect(**config)
+    # Day arithmetic below relies on UTC: a timestamp's day is its UTC calendar day.
+    con.raw_sql("SET TimeZone = 'UTC'")
+    con.raw_sql("SET preserve_insertion_order = false")
+    return con
+
+
+def check_columns(table: ibis.Table, name: str, where: str = "") -> None:
+    """Raise TableContractError naming the table and the missing required columns."""
+    missing = [c for c in REQUIRED_COLUMNS[name] if c not in table.columns]
+    if missing:
+        raise TableContractError(
+            f"{where or name}: table {name!r} lacks required column(s) {missing}; "
+            f"found {list(table.columns)}. Map them in the ingest params."
+        )
+
+
+def load_tables(con: DuckDBBackend, interim_dir: str | Path) -> Tables:
+    """Read data/interim/<table>.parquet lazily; optional tables that are absent become None."""
+    interim_dir = Path(interim_dir)
+    found: dict[str, ibis.Table | None] = {}
+    for name in TABLE_NAMES:
+        path = interim_dir / f"{name}.parquet"
+        if not path.exists():
+            if name == "customers":
+                raise FileNotFoundError(
+                    f"{path}: the customers table is required; run `churn ingest` first"
+                )
+            log.warning("%s not found: features that read %s are skipped", path, name)
+            found[name] = None
+            continue
+        table = con.read_parquet(path, table_name=f"interim_{name}")
+        check_columns(table, name, str(path))
+        found[name] = table
+    return Tables(**found)  # type: ignore[arg-type]
+
+
+def day_number(ts: ibis.TimestampValue) -> ibis.IntegerValue:
+    """Whole days since 1970-01-01 UTC: the calendar day of a timestamp as an integer."""
+    return (ts.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
+
+
+def max_timestamp(tables: Tables) -> dt.datetime:
+    """The latest timestamp in any table: the end of the observed data (one query per column)."""
+    candidates = [tables.customers.signup_date]
+    if tables.churn_events is not None:
+        candidates.append(tables.churn_events.churn_date)
+    if tables.events is not None:
+        candidates.append(tables.events.ts)
+    if tables.responses is not None:
+        candidates.append(tables.responses.ts)
+    if tables.tickets is not None:
+        candidates.append(tables.tickets.opened_at)
+        if "closed_at" in tables.tickets.columns:
+            candidates.append(tables.tickets.closed_at)
+    values = [col.max().to_pyarrow().as_py() for col in candidates]
+    return max(v for v in values if v is not None)
+
+
+KEYS: tuple[str, ...] = ("customer_id", "cutoff")
+
+
+def slug(value: str) -> str:
+    """A column-name-safe form of a data value: 'After Sales' -> 'after_sales'."""
+    out = "".join(ch if ch.isalnum() else "_" for ch in str(value).strip().lower())
+    return "_".join(part for part in out.split("_") if part) or "blank"
+
+
+def plural(event_type: str) -> str:
+    """'login' -> 'logins', 'discount_request' -> 'discount_requests'."""
+    name = slug(event_type)
+    return name if name.endswith("s") else f"{name}s"
+
+
+def with_cutoff_day(spine: ibis.Table) -> ibis.Table:
+    """The spine's keys plus the cutoff's day number (cutoffs are UTC midnights)."""
+    # .view(): the spine may itself be a join; a view keeps later joins from merging into it.
+    return spine.select(*KEYS, cutoff_day=day_number(spine.cutoff)).view()
+
+
+def attach(
+    spine: ibis.Table,
+    values: ibis.Table,
+    zero_fill: tuple[str, ...] = (),
+) -> ibis.Table:
+    """Left-join per-(customer_id, cutoff) values onto the spine keys; zero-fill the counts.
+
+    Keeps exactly one row per spine row (values must be unique on the keys), and only the
+    keys and `values`' non-key columns.
+    """
+    base = spine.select(*KEYS).view()
+    joined = base.left_join(values, list(KEYS))
+    cols = [c for c in values.columns if c not in KEYS]
+    return joined.select(
+        *KEYS,
+        *[joined[c].fill_null(0).name(c) if c in zero_fill else joined[c] for c in cols],
+    )

@@ -1,0 +1,228 @@
+"""MLflow helpers: tracking URI, pyfunc wrapper, registration, champion/challenger promotion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+def tracking_uri(default: str) -> str:
+    """MLFLOW_TRACKING_URI when set, else the params default (sqlite:///mlflow.db)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+def setup_tracking(default_uri: str, experiment: str) -> str:
+    """Point MLflow at the tracking store and experiment; return the experiment id.
+
+    With a local sqlite store, new experiments keep their artifacts in `mlruns/` beside the
+    database file (not in whatever directory the command happens to run from).
+    """
+    uri = tracking_uri(default_uri)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        mlflow.set_experiment(experiment_id=found.experiment_id)
+        return found.experiment_id
+    artifact_location = None
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        artifact_location = (db.parent / "mlruns").as_uri()
+    try:
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location)
+    except MlflowException:  # created concurrently
+        experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def file_digest(path: Path | str) -> str:
+    """sha256 of a file's bytes (first 16 hex digits), for dataset lineage."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: raw feature frame in, calibrated churn probability out.
+
+    The booster (LightGBM text), feature spec (columns, category levels) and calibrator (JSON)
+    are model artifacts, read in `load_context`; nothing learned is pickled.
+    """
+
+    def load_context(self, context: Any) -> None:
+        from models.train import ChurnModel
+
+        self.model = ChurnModel.load(context.artifacts["booster"], context.artifacts["meta"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None):  # noqa: ANN201
+        return pd.Series(
+            self.model.predict(model_input), index=model_input.index, name="churn_probability"
+        )
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ["mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow"]
+    return [f"{n}=={version(n)}" for n in names]
+
+
+def signature_frame(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The model's raw input columns with the featurize dtypes (pandas categories as text).
+
+    Infer the signature from all training rows so that a column with any missing value is
+    declared optional; integer columns stay `long`, as featurize writes them.
+    """
+    out = frame[features].copy()
+    for c in features:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype("object").where(out[c].notna(), None).astype("str")
+    return out
+
+
+def save_pyfunc(
+    model_dir: Path,
+    artifacts: dict[str, Path],
+    train_inputs: pd.DataFrame,
+    train_predictions: np.ndarray,
+) -> dict[str, Any]:
+    """Save the MLflow pyfunc model directory (model_dir must not exist); return the kwargs used.
+
+    The signature is inferred from all training inputs and predictions; the input example is
+    their first five rows.
+    """
+    import warnings
+
+    from mlflow.models import infer_signature
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ii]nteger column", category=UserWarning)
+        signature = infer_signature(
+            train_inputs, pd.Series(train_predictions, name="churn_probability")
+        )
+    kwargs: dict[str, Any] = {
+        "python_model": ChurnPyfunc(),
+        "artifacts": {k: str(v) for k, v in artifacts.items()},
+        "signature": signature,
+        "input_example": train_inputs.head(5),
+        "pip_requirements": _pip_requirements(),
+    }
+    mlflow.pyfunc.save_model(path=str(model_dir), **kwargs)
+    return kwargs
+
+
+def log_and_register(model_dir: Path, model_name: str, run_id: str) -> str:
+    """Log the model directory to the active run, register it and alias it `challenger`.
+
+    Returns the new registry version.
+    """
+    mlflow.log_artifacts(str(model_dir), artifact_path="model")
+    client = MlflowClient()
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException:
+        pass  # already registered
+    source = f"{mlflow.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(model_name, source=source, run_id=run_id)
+    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    log.info("registered %s version %s as %s", model_name, version.version, CHALLENGER)
+    return str(version.version)
+
+
+@dataclass
+class PromotionDecision:
+    """What the registry did with a challenger, and the figures it compared."""
+
+    model_name: str
+    metric: str
+    tolerance: float
+    challenger_version: str
+    challenger_value: float
+    champion_version: str | None
+    champion_value: float | None
+    promoted: bool
+    reason: str
+    challenger_test_cutoffs: list[str] | None = None
+    champion_test_cutoffs: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _champion(client: MlflowClient, model_name: str) -> Any | None:
+    try:
+        return client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def promote_if_better(
+    model_name: str,
+    challenger_version: str,
+    metric: str,
+    challenger_value: float,
+    tolerance: float,
+    test_cutoffs: list[str] | None = None,
+) -> PromotionDecision:
+    """Alias the challenger `champion` when there is none, or when its test `metric` is at least
+    the champion's minus `tolerance`; the champion's figure is `test_<metric>` from its run."""
+    client = MlflowClient()
+    champion = _champion(client, model_name)
+    decision = PromotionDecision(
+        model_name=model_name,
+        metric=f"test_{metric}",
+        tolerance=tolerance,
+        challenger_version=str(challenger_version),
+        challenger_value=float(challenger_value),
+        champion_version=None,
+        champion_value=None,
+        promoted=False,
+        reason="",
+        challenger_test_cutoffs=test_cutoffs,
+    )
+    if champion is None:
+        decision.promoted, decision.reason = True, "no champion yet"
+    elif str(champion.version) == str(challenger_version):
+        decision.champion_version = str(champion.version)
+        decision.champion_value = float(challenger_value)
+        decision.promoted, decision.reason = True, "challenger is already the champion"
+    else:
+        decision.champion_version = str(champion.version)
+        run = client.get_run(champion.run_id) if champion.run_id else None
+        value = run.data.metrics.get(f"test_{metric}") if run else None
+        cutoffs = run.data.params.get("test_cutoffs") if run else None
+        decision.champion_test_cutoffs = cutoffs.split(",") if cutoffs else None
+        if value is None:
+            decision.promoted = True
+            decision.reason = f"champion v{champion.version} has no logged test_{metric}"
+        else:
+            decision.champion_value = float(value)
+            decision.promoted = challenger_value >= value - tolerance
+            op = ">=" if decision.promoted else "<"
+            decision.reason = (
+                f"challenger {challenger_value:.4f} {op} champion {value:.4f} "
+                f"- tolerance {tolerance}"
+            )
+            if test_cutoffs and decision.champion_test_cutoffs not in (None, test_cutoffs):
+                decision.reason += " (note: the two were tested on different cutoffs)"
+    if decision.promoted:
+        client.set_registered_model_alias(model_name, CHAMPION, str(challenger_version))
+    log.info("promotion: %s → %s", decision.reason, "promoted" if decision.promoted else "kept")
+    return decision

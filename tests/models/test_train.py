@@ -1,0 +1,80 @@
+"""LightGBM training: determinism, test-period isolation, categorical levels, constant features."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.split import split_by_cutoff
+from models.train import OTHER, fit_feature_spec, to_model_frame, train_model
+from pipeline.config import TrainParams, TuningParams
+
+FAST = TrainParams(learning_rate=0.1, num_boost_round=300, early_stopping_rounds=20)
+
+
+def test_same_seed_gives_identical_predictions(model_table: pd.DataFrame) -> None:
+    split = split_by_cutoff(model_table)
+    a = train_model(split, FAST)
+    b = train_model(split, FAST)
+    np.testing.assert_array_equal(a.predict(split.test), b.predict(split.test))
+    assert a.calibrator.to_dict() == b.calibrator.to_dict()
+
+
+def test_test_period_rows_never_touch_training(model_table: pd.DataFrame) -> None:
+    """Scrambling every test-cutoff row (labels and features) changes nothing that was learned,
+    including the tuned parameters, the early-stopping point and the calibrator."""
+    params = dataclasses.replace(FAST, tuning=TuningParams(trials=3))
+    latest = model_table["cutoff"].max()
+    scrambled = model_table.copy()
+    in_test = scrambled["cutoff"] == latest
+    rng = np.random.default_rng(5)
+    scrambled.loc[in_test, "churned"] = rng.random(in_test.sum()) < 0.5
+    scrambled.loc[in_test, "days_since_last_login"] = rng.exponential(50, in_test.sum())
+    scrambled.loc[in_test, "plan"] = "never-seen-plan"
+
+    a = train_model(split_by_cutoff(model_table), params)
+    b = train_model(split_by_cutoff(scrambled), params)
+    valid = split_by_cutoff(model_table).valid
+    np.testing.assert_array_equal(a.predict(valid), b.predict(valid))
+    assert a.info["tuning"] == b.info["tuning"]
+    assert a.info["best_iteration"] == b.info["best_iteration"]
+    assert a.calibrator.to_dict() == b.calibrator.to_dict()
+
+
+def test_categories_fixed_from_train_rare_to_other_unseen_to_nan() -> None:
+    train = pd.DataFrame(
+        {
+            "customer_id": [str(i) for i in range(8)],
+            "country": ["DE"] * 5 + ["FR"] * 2 + ["LU"],
+            "x": np.arange(8.0),
+        }
+    )
+    spec = fit_feature_spec(train, min_level_count=2)
+    assert spec.categorical["country"] == ["DE", "FR", OTHER]
+    frame = to_model_frame(pd.DataFrame({"country": ["DE", "LU", "US", None], "x": 1.0}), spec)
+    assert list(frame["country"].cat.categories) == ["DE", "FR", OTHER]
+    assert frame["country"].tolist()[:2] == ["DE", OTHER]
+    assert frame["country"].isna().tolist() == [False, False, True, True]
+
+
+def test_constant_feature_is_dropped_with_a_warning(
+    model_table: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = model_table.assign(always_one=1, all_missing=np.nan)
+    with caplog.at_level(logging.WARNING):
+        spec = fit_feature_spec(split_by_cutoff(table).train)
+    assert "always_one" not in spec.features and "all_missing" not in spec.features
+    assert "always_one" in spec.dropped and "constant" in spec.dropped["always_one"]
+    assert "always_one" in caplog.text
+
+
+def test_predictions_are_calibrated_on_average(model_table: pd.DataFrame) -> None:
+    split = split_by_cutoff(model_table)
+    model = train_model(split, FAST)
+    p = model.predict(split.test)
+    assert ((p > 0) & (p < 1)).all()
+    assert abs(p.mean() - split.test["churned"].mean()) < 0.05
