@@ -41,7 +41,9 @@ class FeatureInfo:
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
-            raise ValueError(f"feature {self.name!r}: unknown group {self.group!r}; use one of {GROUPS}")
+            raise ValueError(
+                f"feature {self.name!r}: unknown group {self.group!r}; use one of {GROUPS}"
+            )
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)

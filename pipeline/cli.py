@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Churn prediction pipeline. Each command is one DVC stage.", no_args_is_help=True)
+app = typer.Typer(
+    help="Churn prediction pipeline. Each command is one DVC stage.", no_args_is_help=True
+)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 

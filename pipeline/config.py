@@ -33,13 +33,15 @@ class SimulateParams:
 
 @dataclass(frozen=True)
 class TableSource:
-    """One contract table: a file (CSV, Parquet, JSON lines) or a DuckDB SQL query over raw files."""
+    """One contract table: a file (CSV, Parquet, JSON lines) or a DuckDB SQL query over files."""
 
     path: str | None = None
     format: str = "auto"  # auto | csv | parquet | json (JSON lines); auto = from the suffix
     sql: str | None = None  # instead of `path`: a DuckDB query returning the contract's columns
     required: bool = True  # False: a missing file is skipped (reported), not an error
-    timestamp_formats: tuple[str, ...] = ()  # strptime formats tried after ISO 8601, e.g. "%d/%m/%Y"
+    timestamp_formats: tuple[
+        str, ...
+    ] = ()  # strptime formats tried after ISO 8601, e.g. "%d/%m/%Y"
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ class Params:
 
 
 def _build(tp: Any, value: Any, where: str) -> Any:
-    """Convert a YAML value to the annotated type `tp`, recursively; raise ParamsError on mismatch."""
+    """Convert a YAML value to the annotated type `tp`, recursively; raise ParamsError if not."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
@@ -261,9 +263,7 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ParamsError(f"{where}: expected a mapping, found {value!r}")
         key_t, val_t = args
-        return {
-            _build(key_t, k, where): _build(val_t, v, f"{where}.{k}") for k, v in value.items()
-        }
+        return {_build(key_t, k, where): _build(val_t, v, f"{where}.{k}") for k, v in value.items()}
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise ParamsError(f"{where}: expected a list, found {value!r}")

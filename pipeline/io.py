@@ -22,7 +22,7 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it over `target`, else remove it."""
+    """Yield a temp path beside `target`; on success rename it over `target`, else remove it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -61,7 +61,9 @@ class AtomicDirectory:
     def __init__(self, target: Path | str) -> None:
         self.target = Path(target)
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        self.staging = Path(
+            tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent)
+        )
 
     def path(self, name: str) -> Path:
         """Path of `name` inside the staging directory."""
