@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# DVC stages call `churn ...`: put the project's venv first on PATH for every recipe.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test install lint clean
 
