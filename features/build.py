@@ -69,7 +69,26 @@ def build_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> F
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"feature names produced by more than one family: {dupes}")
-    return fs
+    return FeatureSet(_round_floats(fs.table), fs.catalog)
+
+
+FLOAT_DIGITS = 9
+
+
+def _round_floats(table: ibis.Table) -> ibis.Table:
+    """Round float features to FLOAT_DIGITS decimals.
+
+    Parallel aggregation adds floats in a varying order, so sums differ in the last bits from
+    run to run; LightGBM's bin edges then flip and the same data trains a different model.
+    Rounding makes the feature table (and so training) reproducible byte for byte.
+    """
+    return table.mutate(
+        **{
+            name: table[name].round(FLOAT_DIGITS)
+            for name, dtype in table.schema().items()
+            if dtype.is_floating()
+        }
+    )
 
 
 def training_spine(labels: ibis.Table) -> ibis.Table:

@@ -8,7 +8,7 @@ import ibis
 
 from features.catalog import FeatureInfo, FeatureSet
 from features.engagement import events_daily_of, merge
-from features.tables import KEYS, Tables, attach, slug, with_cutoff_day
+from features.tables import KEYS, Aggregates, Tables, attach, slug, with_cutoff_day
 from pipeline.config import FeaturizeParams
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,8 @@ def score_features(responses: ibis.Table, spine: ibis.Table, cfg: FeaturizeParam
     csat = j.metric == cfg.csat_metric.lower()
     ces = j.metric == cfg.ces_metric.lower()
     low = j.score <= cfg.csat_low_threshold
-    aggs: dict[str, ibis.Value] = {}
-    catalog: list[FeatureInfo] = []
-    zero: list[str] = []
-
-    def add(name: str, expr: ibis.Value, text: str, fill: bool = False) -> None:
-        aggs[name] = expr
-        catalog.append(FeatureInfo(name, "experience", text))
-        if fill:
-            zero.append(name)
+    feats = Aggregates("experience")
+    add = feats.add
 
     for tp in cfg.touchpoints:
         is_tp = csat & (j.touchpoint == tp)
@@ -101,8 +94,7 @@ def score_features(responses: ibis.Table, spine: ibis.Table, cfg: FeaturizeParam
             f"survey responses of any kind in the {w} days before the cutoff",
             fill=True,
         )
-    grouped = j.group_by(list(KEYS)).aggregate(**aggs)
-    return FeatureSet(attach(spine, grouped, zero_fill=tuple(zero)), tuple(catalog))
+    return feats.feature_set(j, spine)
 
 
 def nps_features(responses: ibis.Table, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:

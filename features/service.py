@@ -11,8 +11,8 @@ import logging
 
 import ibis
 
-from features.catalog import FeatureInfo, FeatureSet
-from features.tables import KEYS, Tables, attach, slug
+from features.catalog import FeatureSet
+from features.tables import KEYS, Aggregates, Tables, slug
 from pipeline.config import FeaturizeParams
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,8 @@ def service_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) ->
     closed_days = (j.cutoff.epoch_seconds() - j.closed_at.epoch_seconds()) / day
     hours = (j.closed_at.epoch_seconds() - j.opened_at.epoch_seconds()) / 3600
 
-    aggs: dict[str, ibis.Value] = {}
-    catalog: list[FeatureInfo] = []
-    zero: list[str] = []
-
-    def add(name: str, expr: ibis.Value, text: str, fill: bool = False) -> None:
-        aggs[name] = expr
-        catalog.append(FeatureInfo(name, "service", text))
-        if fill:
-            zero.append(name)
+    feats = Aggregates("service")
+    add = feats.add
 
     for w in cfg.windows:
         add(
@@ -120,5 +113,4 @@ def service_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) ->
         (j.cutoff.epoch_seconds() // day - j.opened_at.epoch_seconds() // day).min().cast("int64"),
         "days from the last ticket's opening day to the cutoff day; null if none",
     )
-    grouped = j.group_by(list(KEYS)).aggregate(**aggs)
-    return FeatureSet(attach(spine, grouped, zero_fill=tuple(zero)), tuple(catalog))
+    return feats.feature_set(j, spine)

@@ -10,6 +10,8 @@ from pathlib import Path
 import ibis
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
+from features.catalog import FeatureInfo, FeatureSet
+
 log = logging.getLogger(__name__)
 
 TABLE_NAMES: tuple[str, ...] = ("customers", "churn_events", "events", "responses", "tickets")
@@ -150,3 +152,27 @@ def attach(
         *KEYS,
         *[joined[c].fill_null(0).name(c) if c in zero_fill else joined[c] for c in cols],
     )
+
+
+class Aggregates:
+    """Named per-(customer_id, cutoff) aggregates of one feature group, with catalog entries."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.exprs: dict[str, ibis.Value] = {}
+        self.catalog: list[FeatureInfo] = []
+        self.zero_fill: list[str] = []
+
+    def add(self, name: str, expr: ibis.Value, text: str, fill: bool = False) -> None:
+        """Register feature `name`; `fill` marks a count whose absence means 0."""
+        self.exprs[name] = expr
+        self.catalog.append(FeatureInfo(name, self.group, text))
+        if fill:
+            self.zero_fill.append(name)
+
+    def feature_set(self, joined: ibis.Table, spine: ibis.Table) -> FeatureSet:
+        """Aggregate `joined` per spine key and attach the result to the spine."""
+        grouped = joined.group_by(list(KEYS)).aggregate(**self.exprs)
+        return FeatureSet(
+            attach(spine, grouped, zero_fill=tuple(self.zero_fill)), tuple(self.catalog)
+        )
