@@ -229,6 +229,34 @@ class MlflowParams:
 
 
 @dataclass(frozen=True)
+class ExplainParams:
+    """`churn explain`: the SHAP driver report (reports/drivers/)."""
+
+    # (fields: owned by the explain stage)
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """`churn score`: batch churn probabilities with reason codes (data/scores/)."""
+
+    # (fields: owned by the score stage)
+
+
+@dataclass(frozen=True)
+class AlertParams:
+    """`churn alert`: early-warning rules, routing and delivery (data/alerts/)."""
+
+    # (fields: owned by the alert stage)
+
+
+@dataclass(frozen=True)
+class ValueParams:
+    """Customer value (CLV, tiers, value at risk), retention priority and KPIs."""
+
+    # (fields: owned by the value/KPI code)
+
+
+@dataclass(frozen=True)
 class Params:
     simulate: SimulateParams = field(default_factory=SimulateParams)
     ingest: IngestParams = field(default_factory=IngestParams)
@@ -239,6 +267,10 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     registry: RegistryParams = field(default_factory=RegistryParams)
     mlflow: MlflowParams = field(default_factory=MlflowParams)
+    explain: ExplainParams = field(default_factory=ExplainParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
+    alert: AlertParams = field(default_factory=AlertParams)
+    value: ValueParams = field(default_factory=ValueParams)
 
 
 def _build(tp: Any, value: Any, where: str) -> Any:
