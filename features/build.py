@@ -150,12 +150,15 @@ def write_feature_table(
         extra = [c for c in spine.columns if c not in KEYS]
         parts: list[Path] = []
         catalog: tuple[FeatureInfo, ...] = ()
-        for i, group in enumerate(_chunks(spine, cutoffs, rows_per_chunk)):
+        for i, (group, bucket, buckets) in enumerate(_chunks(spine, cutoffs, rows_per_chunk)):
             lo, hi = group[0], group[-1]
             ctype = spine.cutoff.type()
             chunk = spine.filter(
                 spine.cutoff >= ibis.literal(lo, ctype), spine.cutoff <= ibis.literal(hi, ctype)
-            ).view()
+            )
+            if buckets > 1:
+                chunk = chunk.filter(_bucket(chunk.customer_id, buckets) == bucket)
+            chunk = chunk.view()
             fs = build_features(cached, chunk, cfg)
             catalog = fs.catalog
             joined = chunk.left_join(fs.table, list(KEYS))
@@ -163,7 +166,10 @@ def write_feature_table(
             part = work / f"part-{i:04d}.parquet"
             expr.to_parquet(part)
             parts.append(part)
-            log.info("features for cutoffs %s .. %s written", lo.date(), hi.date())
+            log.info(
+                "features for cutoffs %s .. %s (customer bucket %d of %d) written",
+                lo.date(), hi.date(), bucket + 1, buckets,
+            )
         if not parts:
             fs = build_features(cached, spine, cfg)
             catalog = fs.catalog
@@ -179,9 +185,31 @@ def write_feature_table(
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _bucket(customer_id: ibis.StringValue, buckets: int) -> ibis.IntegerValue:
+    """A stable bucket in [0, buckets) per customer id (a hash, so buckets have similar sizes)."""
+    return ((customer_id.hash() % buckets) + buckets) % buckets
+
+
 def _chunks(
     spine: ibis.Table, cutoffs: list[dt.datetime], rows_per_chunk: int
-) -> list[list[dt.datetime]]:
+) -> list[tuple[list[dt.datetime], int, int]]:
+    """Work units of about `rows_per_chunk` spine rows: (cutoffs, bucket, bucket count).
+
+    Consecutive cutoffs are grouped while they fit; a single cutoff with more rows than that
+    (scoring a million customers at one as-of date) is split into customer-hash buckets, so
+    memory stays bounded by the chunk size, not by the customer count.
+    """
+    return [
+        (group, bucket, buckets)
+        for group, n in _cutoff_groups(spine, cutoffs, rows_per_chunk)
+        for buckets in [max(1, -(-n // rows_per_chunk))]
+        for bucket in range(buckets)
+    ]
+
+
+def _cutoff_groups(
+    spine: ibis.Table, cutoffs: list[dt.datetime], rows_per_chunk: int
+) -> list[tuple[list[dt.datetime], int]]:
     """Consecutive cutoffs grouped so that each group has about `rows_per_chunk` spine rows."""
     counts = dict(
         spine.group_by("cutoff")
@@ -191,16 +219,14 @@ def _chunks(
         .assign(cutoff=lambda d: d.cutoff.map(utc_midnight))
         .itertuples(index=False)
     )
-    groups: list[list[dt.datetime]] = []
-    size = 0
+    groups: list[tuple[list[dt.datetime], int]] = []
     for c in cutoffs:
         n = int(counts.get(c, 0))
-        if groups and size + n <= rows_per_chunk:
-            groups[-1].append(c)
-            size += n
+        if groups and groups[-1][1] + n <= rows_per_chunk:
+            groups[-1][0].append(c)
+            groups[-1] = (groups[-1][0], groups[-1][1] + n)
         else:
-            groups.append([c])
-            size = n
+            groups.append(([c], n))
     return groups
 
 

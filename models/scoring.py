@@ -1,0 +1,286 @@
+"""Batch scoring: which model, its calibrated probabilities, risk tiers and per-customer reasons.
+
+Reason codes are the customer's exact TreeSHAP contributions (log-odds, `models.treeshap`):
+reason_1 is the feature that raises this customer's risk the most, reason_2 the next, and so on.
+Each reason carries the feature's value, its contribution and one readable sentence built from the
+feature catalog's description.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
+from models.train import BOOSTER_FILE, META_FILE, ChurnModel
+from models.treeshap import contributions
+
+log = logging.getLogger(__name__)
+
+NO_CHURN_TYPE = "none"  # no feature group adds risk for this customer
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model URI or directory does not resolve to a trained churn model."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A churn model and where it came from (recorded in every scores row)."""
+
+    model: ChurnModel
+    uri: str
+    version: str
+    run_id: str
+
+
+def _load_dir(directory: Path, uri: str) -> ChurnModel:
+    artifacts = directory / "artifacts"
+    booster, meta = artifacts / BOOSTER_FILE, artifacts / META_FILE
+    if not booster.exists() or not meta.exists():
+        raise ModelNotFoundError(
+            f"{uri}: not a churn model directory (expected {booster} and {meta}); pass an MLflow "
+            "model written by `churn train` (artifacts/model) or a models:/ registry URI."
+        )
+    return ChurnModel.load(booster, meta)
+
+
+def _mlmodel_run_id(directory: Path) -> str:
+    """The run id recorded in an MLflow model directory's MLmodel file, if any."""
+    mlmodel = directory / "MLmodel"
+    if mlmodel.exists():
+        match = re.search(r"^run_id:\s*(\S+)", mlmodel.read_text(encoding="utf-8"), re.M)
+        if match:
+            return match.group(1)
+    return ""
+
+
+def load_scoring_model(uri: str) -> LoadedModel:
+    """Load `models:/<name>@<alias>`, `models:/<name>/<version>` or an MLflow model directory.
+
+    Registry URIs are resolved with the active MLflow tracking URI (set it first); the version
+    and the run that trained it are recorded so every score can be traced back to its model.
+    """
+    if not uri.startswith("models:/"):
+        directory = Path(uri)
+        if not directory.is_dir():
+            raise ModelNotFoundError(
+                f"{uri}: model directory not found; run `churn train` first or pass --model "
+                "models:/churn-model@champion"
+            )
+        model = _load_dir(directory, uri)
+        return LoadedModel(model, uri, "unregistered", _mlmodel_run_id(directory))
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    ref = uri.removeprefix("models:/")
+    client = MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, number = ref.partition("/")
+            mv = client.get_model_version(name, number)
+        tmp = Path(tempfile.mkdtemp(prefix="churn-model-"))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+    except MlflowException as exc:
+        raise ModelNotFoundError(
+            f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} "
+            f"({exc.message.splitlines()[0]}). Train and promote a model (`dvc repro`), or pass "
+            "--model artifacts/model."
+        ) from exc
+    if not (local / "artifacts").exists() and (local / "model").exists():
+        local = local / "model"
+    return LoadedModel(_load_dir(local, uri), uri, str(mv.version), str(mv.run_id or ""))
+
+
+def risk_tier(probability: np.ndarray, tiers: Mapping[str, float], default: str) -> np.ndarray:
+    """The first tier (highest threshold first) whose threshold the probability reaches."""
+    out = np.full(len(probability), default, dtype=object)
+    for name, threshold in sorted(tiers.items(), key=lambda kv: kv[1]):
+        out[probability >= threshold] = name
+    return out
+
+
+def risk_decile(probability: np.ndarray) -> np.ndarray:
+    """1 = the 10% highest probabilities among all scored customers, 10 = the lowest 10%.
+
+    Ties get the same decile (ranks are taken with the minimum method).
+    """
+    n = len(probability)
+    if n == 0:
+        return np.zeros(0, dtype=np.int16)
+    ranks = pd.Series(-probability).rank(method="min").to_numpy()  # 1 = highest
+    return np.minimum(10, np.ceil(ranks * 10 / n)).astype(np.int16)
+
+
+def top_reasons(contrib: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest contributions per row, largest first (bias column excluded).
+
+    Ties are broken by feature order, so the result is deterministic.
+    """
+    values = contrib[:, :-1] if contrib.shape[1] > 1 else contrib
+    k = min(k, values.shape[1])
+    # stable sort of the negated values: equal contributions keep feature order
+    return np.argsort(-values, axis=1, kind="stable")[:, :k]
+
+
+def churn_types(contrib: np.ndarray, features: Sequence[str], groups: Mapping[str, str]) -> np.ndarray:
+    """Per row, the churn type whose feature groups add the most risk (sum of contributions).
+
+    A customer whose every churn type lowers risk gets NO_CHURN_TYPE.
+    """
+    types = sorted({GROUP_CHURN_TYPE.get(groups.get(f, ""), "other") for f in features})
+    sums = np.zeros((contrib.shape[0], len(types)))
+    for j, ctype in enumerate(types):
+        cols = [
+            i for i, f in enumerate(features)
+            if GROUP_CHURN_TYPE.get(groups.get(f, ""), "other") == ctype
+        ]
+        sums[:, j] = contrib[:, cols].sum(axis=1)
+    best = sums.argmax(axis=1)
+    out = np.asarray(types, dtype=object)[best]
+    out[sums.max(axis=1) <= 0] = NO_CHURN_TYPE
+    return out
+
+
+_REWRITE = (
+    (re.compile(r"^customer attribute '([^']+)'.*$"), r"\1"),  # profile/contract columns
+    (re.compile(r"\s*\([^)]*\)"), ""),  # parenthetical notes: "(1 = the day before)"
+    (re.compile(r";.*$"), ""),  # "; null if never"
+    (re.compile(r"\s+(before|to) the cutoff( day)?"), ""),
+    (re.compile(r"\bin the (\d+) days\b"), r"in the last \1 days"),
+    (re.compile(r"^days from the (last .*?)(?: event)?'s day$"), r"days since the \1"),
+    (re.compile(r"^days from the signup day$"), "days since signup"),
+    (re.compile(r" and not closed before it$"), " and still open"),
+)
+
+
+def feature_label(info: FeatureInfo | None, name: str) -> str:
+    """A short readable label for a feature: its catalog description without the fine print."""
+    text = info.description if info is not None and info.description else name
+    for pattern, repl in _REWRITE:
+        text = pattern.sub(repl, text)
+    text = text.strip().replace("_", "-" if " " in text else " ")
+    return text[:1].upper() + text[1:]
+
+
+def format_value(value: Any) -> str:
+    """A feature value as people read it: 3 not 3.0, 0.125 not 0.12500000001, 'none' for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "none recorded"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.3g}"
+    return str(value)
+
+
+def reason_sentence(label: str, value: str, contribution: float) -> str:
+    """One line an account manager can read: 'Lowest CSAT at after-sales was 3 (raises risk)'."""
+    effect = "raises risk" if contribution > 0 else "lowers risk" if contribution < 0 else "no effect"
+    if value == "none recorded":
+        return f"{label}: none recorded ({effect})"
+    return f"{label} was {value} ({effect})"
+
+
+def reason_columns(
+    frame: pd.DataFrame,
+    contrib: np.ndarray,
+    features: Sequence[str],
+    catalog: Mapping[str, FeatureInfo],
+    k: int,
+) -> dict[str, np.ndarray]:
+    """reason_i, reason_i_value, reason_i_contribution, reason_i_text for i = 1..k."""
+    top = top_reasons(contrib, k)
+    names = np.asarray(features, dtype=object)
+    labels = {f: feature_label(catalog.get(f), f) for f in features}
+    rows = np.arange(len(frame))
+    out: dict[str, np.ndarray] = {}
+    for i in range(top.shape[1]):
+        idx = top[:, i]
+        feat = names[idx]
+        contribution = contrib[rows, idx]
+        values = np.empty(len(frame), dtype=object)
+        texts = np.empty(len(frame), dtype=object)
+        for j in np.unique(idx):
+            mask = idx == j
+            name = names[j]
+            formatted = [format_value(v) for v in frame[name].to_numpy(dtype=object)[mask]]
+            values[mask] = formatted
+            texts[mask] = [
+                reason_sentence(labels[name], v, c)
+                for v, c in zip(formatted, contribution[mask], strict=True)
+            ]
+        out[f"reason_{i + 1}"] = feat
+        out[f"reason_{i + 1}_value"] = values
+        out[f"reason_{i + 1}_contribution"] = contribution
+        out[f"reason_{i + 1}_text"] = texts
+    return out
+
+
+def check_signature(columns: Sequence[str], model: ChurnModel, source: str) -> None:
+    """The scoring table must carry every feature the model was trained on."""
+    missing = [c for c in model.spec.features if c not in set(columns)]
+    if missing:
+        raise ValueError(
+            f"{source}: the scoring table lacks {len(missing)} feature column(s) the model was "
+            f"trained on, e.g. {missing[:5]}. Score with the same featurize code and params as "
+            "training (re-run `dvc repro`), or pass the model trained on these features (--model)."
+        )
+
+
+def score_frame(
+    frame: pd.DataFrame,
+    loaded: LoadedModel,
+    catalog: Mapping[str, FeatureInfo],
+    reasons: int,
+) -> pd.DataFrame:
+    """Calibrated probability, reasons and churn type for every row of a scoring-table chunk."""
+    model = loaded.model
+    x = model.model_frame(frame)
+    # The probability is exactly the model's prediction (the same call as evaluation makes);
+    # contributions only explain it.
+    probability = model.calibrator.predict(model.booster.predict(x))
+    contrib = contributions(model.booster, x)
+    features = list(model.booster.feature_name())
+    groups = {name: info.group for name, info in catalog.items()}
+    out = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(str).to_numpy(),
+            "as_of": frame["cutoff"].to_numpy(),
+            "churn_probability": probability,
+        }
+    )
+    for name, values in reason_columns(frame, contrib, features, catalog, reasons).items():
+        out[name] = values
+    out["churn_type"] = churn_types(contrib[:, :-1], features, groups)
+    out["model_version"] = loaded.version
+    out["run_id"] = loaded.run_id
+    return out
+
+
+def read_catalog(path: Path | str) -> dict[str, FeatureInfo]:
+    """The feature catalog JSON written by featurize, keyed by feature name."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {d["name"]: FeatureInfo(**d) for d in data}

@@ -1,0 +1,246 @@
+"""Stage `score`: calibrated churn probabilities with reason codes for every active customer.
+
+`churn score [--as-of DATE] [--model URI] [--csv PATH]`
+
+1. The scoring table: every customer active at the as-of date (the label definition's "active"),
+   features built by the same code as training (`features.build.write_feature_table`), using
+   only data strictly before the as-of day. Written to `score.features_out` (the alert stage
+   reads it). A scoring row is a training row without its label.
+2. The model: `score.model` (default `models:/churn-model@champion`), or `--model` (a registry
+   URI or an MLflow model directory such as `artifacts/model`).
+3. Chunks of `score.chunk_rows` customers: probability, exact TreeSHAP reasons, churn type.
+   Memory is bounded by the chunk, not by the number of customers.
+4. Whole-population columns (risk decile, value, priority) once every probability is known,
+   then the scores file is written in one atomic rename: a killed job leaves the previous file.
+
+Default as-of: the day after the latest timestamp in the data, so every record counts.
+Exit codes: 0 ok, 2 bad input (missing model or tables, feature columns that do not match).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from features.build import scoring_spine, write_feature_table
+from features.labels import utc_midnight
+from features.tables import TableContractError, connect, load_tables, max_timestamp
+from models import tracking
+from models.scoring import (
+    LoadedModel,
+    ModelNotFoundError,
+    check_signature,
+    load_scoring_model,
+    risk_decile,
+    risk_tier,
+    score_frame,
+)
+from pipeline.config import Params, ParamsError, load_params
+from pipeline.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+
+
+def default_as_of(tables: Any) -> dt.datetime:
+    """The day after the latest timestamp in the data: every record is strictly before it."""
+    return utc_midnight(max_timestamp(tables)) + dt.timedelta(days=1)
+
+
+def build_scoring_table(params: Params, as_of: str | dt.datetime | None, work: Path) -> tuple:
+    """Write the scoring feature table; return (as_of, catalog by name)."""
+    cfg, sp = params.featurize, params.score
+    con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
+    try:
+        tables = load_tables(con, sp.interim_dir)
+        cutoff = utc_midnight(as_of) if as_of is not None else default_as_of(tables)
+        spine = scoring_spine(
+            tables, cutoff, params.label.definition, params.label.inactivity_lookback_days
+        )
+        log.info("scoring table as of %s", cutoff.date())
+        catalog = write_feature_table(
+            con, tables, spine, cfg, sp.features_out, work / "features", rows_per_chunk=sp.chunk_rows
+        )
+    finally:
+        con.disconnect()
+    return cutoff, {f.name: f for f in catalog}
+
+
+def score_chunks(
+    features_path: Path, loaded: LoadedModel, catalog: dict, params: Params, work: Path
+) -> tuple[list[Path], pd.DataFrame]:
+    """Score the table chunk by chunk into Parquet parts; return them and the per-customer columns
+    that need the whole population (probability, monthly fee) in file order."""
+    sp = params.score
+    pf = pq.ParquetFile(features_path)
+    check_signature(pf.schema_arrow.names, loaded.model, str(features_path))
+    parts: list[Path] = []
+    population: list[pd.DataFrame] = []
+    batches = pf.iter_batches(batch_size=sp.chunk_rows)
+    total = -(-pf.metadata.num_rows // sp.chunk_rows)
+    for i, batch in enumerate(tqdm(batches, total=total, desc="scoring", unit="chunk")):
+        frame = batch.to_pandas()
+        scored = score_frame(frame, loaded, catalog, sp.reasons)
+        part = work / f"scores-{i:05d}.parquet"
+        pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), part)
+        parts.append(part)
+        keep = {"churn_probability": scored["churn_probability"].to_numpy()}
+        if sp.value_column in frame.columns:
+            keep[sp.value_column] = pd.to_numeric(frame[sp.value_column], errors="coerce")
+        population.append(pd.DataFrame(keep))
+    pop = pd.concat(population, ignore_index=True) if population else pd.DataFrame(
+        {"churn_probability": np.zeros(0)}
+    )
+    return parts, pop
+
+
+def population_columns(pop: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Columns that compare each customer with all others: risk decile and tier."""
+    sp = params.score
+    p = pop["churn_probability"].to_numpy()
+    return pd.DataFrame(
+        {
+            "risk_decile": risk_decile(p),
+            "risk_tier": risk_tier(p, sp.risk_tiers, sp.default_tier),
+        }
+    )
+
+
+def write_scores(parts: list[Path], extra: pd.DataFrame, out: Path, csv: Path | None) -> int:
+    """Join the parts with the whole-population columns and write `out` (and `csv`) atomically."""
+    order = ["customer_id", "as_of", "churn_probability", "risk_decile", "risk_tier"]
+    offset = 0
+    schema: pa.Schema | None = None
+    with atomic_path(out) as tmp:
+        writer: pq.ParquetWriter | None = None
+        for part in parts:
+            table = pq.read_table(part)
+            n = table.num_rows
+            cols = extra.iloc[offset : offset + n].reset_index(drop=True)
+            offset += n
+            frame = table.to_pandas()
+            for name in cols.columns:
+                frame[name] = cols[name].to_numpy()
+            rest = [c for c in frame.columns if c not in order]
+            frame = frame[[c for c in order if c in frame.columns] + rest]
+            arrow = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                schema = arrow.schema
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(arrow.cast(schema))
+        if writer is None:
+            empty = pa.table({"customer_id": pa.array([], pa.string())})
+            pq.write_table(empty, tmp)
+        else:
+            writer.close()
+    if csv is not None:
+        export_csv(out, csv)
+    return offset
+
+
+def export_csv(scores: Path, csv: Path) -> None:
+    """The scores as CSV (for spreadsheets and CRMs), streamed batch by batch, atomically."""
+    pf = pq.ParquetFile(scores)
+    with atomic_path(csv) as tmp:
+        with pacsv.CSVWriter(tmp, pf.schema_arrow) as writer:
+            for batch in pf.iter_batches(batch_size=65_536):
+                writer.write_batch(batch)
+
+
+def remove_stale_work_dirs(directory: Path) -> None:
+    """Delete the work directories of scoring jobs that were killed (their process is gone)."""
+    for path in directory.glob(".score-*-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            log.info("removing %s, left by a scoring job that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run(
+    params: Params,
+    as_of: str | None = None,
+    model_uri: str | None = None,
+    csv: str | None = None,
+) -> dict[str, Any]:
+    """Score every active customer; return the summary written to `score.summary`."""
+    sp = params.score
+    started = time.perf_counter()
+    mlflow.set_tracking_uri(tracking.tracking_uri(params.mlflow.tracking_uri))
+    loaded = load_scoring_model(model_uri or sp.model)
+    log.info("model %s: version %s, run %s", loaded.uri, loaded.version, loaded.run_id)
+    out = Path(sp.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_work_dirs(out.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".score-{os.getpid()}-", dir=out.parent))
+    try:
+        cutoff, catalog = build_scoring_table(params, as_of or sp.as_of, work)
+        parts, pop = score_chunks(Path(sp.features_out), loaded, catalog, params, work)
+        extra = population_columns(pop, params)
+        csv_path = Path(csv) if csv else (Path(sp.csv) if sp.csv else None)
+        n = write_scores(parts, extra, out, csv_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    probability = pop["churn_probability"]
+    summary = {
+        "as_of": cutoff.isoformat(),
+        "customers": n,
+        "model_uri": loaded.uri,
+        "model_version": loaded.version,
+        "run_id": loaded.run_id,
+        "mean_churn_probability": float(probability.mean()) if n else None,
+        "risk_tiers": extra["risk_tier"].value_counts().sort_index().to_dict() if n else {},
+        "seconds": round(time.perf_counter() - started, 1),
+        "scores": str(out),
+    }
+    write_json(sp.summary, summary)
+    log.info(
+        "scored %d customers as of %s in %.1f s -> %s", n, cutoff.date(), summary["seconds"], out
+    )
+    return summary
+
+
+def main(
+    params_path: Path | str = "params.yaml",
+    as_of: str | None = None,
+    model_uri: str | None = None,
+    csv: str | None = None,
+) -> int:
+    """Entry point for `churn score`; exit code 2 with a message on bad input."""
+    try:
+        run(load_params(params_path), as_of=as_of, model_uri=model_uri, csv=csv)
+    except (ModelNotFoundError, TableContractError, FileNotFoundError, ParamsError) as exc:
+        log.error("score: %s", exc)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:  # feature columns that do not match the model, bad as-of date
+        log.error("score: %s", exc)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

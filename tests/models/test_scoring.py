@@ -1,0 +1,113 @@
+"""Reason codes, risk deciles and tiers, churn types and the readable sentences of `churn score`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.catalog import FeatureInfo
+from models.scoring import (
+    NO_CHURN_TYPE,
+    churn_types,
+    feature_label,
+    format_value,
+    reason_columns,
+    risk_decile,
+    risk_tier,
+    top_reasons,
+)
+
+
+def test_risk_decile_splits_the_population_into_tenths_highest_first() -> None:
+    p = np.linspace(0.0, 1.0, 100)
+    deciles = risk_decile(p)
+    assert deciles[-1] == 1 and deciles[0] == 10
+    assert np.bincount(deciles)[1:].tolist() == [10] * 10
+    assert risk_decile(np.array([])).size == 0
+
+
+def test_risk_decile_gives_ties_the_same_decile() -> None:
+    deciles = risk_decile(np.array([0.5] * 20 + [0.1] * 5))
+    assert set(deciles[:20]) == {1} and set(deciles[20:]) == {9}
+
+
+def test_risk_tier_takes_the_highest_threshold_reached() -> None:
+    tiers = {"critical": 0.3, "high": 0.15, "medium": 0.08}
+    got = risk_tier(np.array([0.01, 0.08, 0.149, 0.15, 0.9]), tiers, "low")
+    assert got.tolist() == ["low", "medium", "medium", "high", "critical"]
+
+
+def test_top_reasons_are_largest_first_and_ignore_the_bias() -> None:
+    contrib = np.array([[0.1, 0.5, -0.2, 0.3, 9.0], [-1.0, -0.5, -0.7, -0.1, -9.0]])
+    assert top_reasons(contrib, 3).tolist() == [[1, 3, 0], [3, 1, 2]]
+    # ties keep feature order: deterministic
+    assert top_reasons(np.array([[0.2, 0.2, 0.2, 0.0]]), 2).tolist() == [[0, 1]]
+    assert top_reasons(np.array([[0.2, 0.1, 0.0]]), 5).shape == (1, 2)
+
+
+def test_churn_type_is_the_type_whose_groups_add_most_risk() -> None:
+    features = ["csat_low", "tickets", "fee_change", "logins"]
+    groups = {
+        "csat_low": "experience", "tickets": "service", "fee_change": "economic",
+        "logins": "engagement",
+    }  # fmt: skip
+    contrib = np.array(
+        [
+            [0.2, 0.2, 0.3, 0.0],  # dissatisfaction 0.4 beats economic 0.3 (two groups add up)
+            [0.0, 0.0, 0.3, 0.5],  # disengagement
+            [-0.1, -0.2, -0.1, -0.3],  # nothing adds risk
+        ]
+    )
+    assert churn_types(contrib, features, groups).tolist() == [
+        "dissatisfaction", "disengagement", NO_CHURN_TYPE,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (3.0, "3"), (3, "3"), (0.123456, "0.123"), (float("nan"), "none recorded"),
+        (None, "none recorded"), (True, "yes"), ("gold", "gold"), (np.int64(7), "7"),
+    ],
+)  # fmt: skip
+def test_format_value(value: object, text: str) -> None:
+    assert format_value(value) == text
+
+
+def test_feature_labels_read_like_plain_language() -> None:
+    def label(description: str) -> str:
+        return feature_label(FeatureInfo("f", "experience", description), "f")
+
+    assert label("lowest CSAT at after_sales in the 90 days before the cutoff") == (
+        "Lowest CSAT at after-sales in the last 90 days"
+    )
+    assert label(
+        "days from the last payment_failure event's day to the cutoff day (1 = the day before); "
+        "null if never"
+    ) == "Days since the last payment-failure"
+    assert label("customer attribute 'plan' (category), as recorded at ingest") == "Plan"
+    assert feature_label(None, "monthly_fee") == "Monthly fee"
+
+
+def test_reason_columns_carry_value_contribution_and_sentence() -> None:
+    frame = pd.DataFrame({"csat": [3.0, math.nan], "plan": ["basic", "pro"]})
+    catalog = {
+        "csat": FeatureInfo("csat", "experience", "lowest CSAT at after_sales before the cutoff"),
+        "plan": FeatureInfo("plan", "contract", "customer attribute 'plan' (category)"),
+    }
+    contrib = np.array([[0.8, -0.1, -2.0], [0.05, 0.2, -2.0]])
+    out = reason_columns(frame, contrib, ["csat", "plan"], catalog, 2)
+    assert out["reason_1"].tolist() == ["csat", "plan"]
+    assert out["reason_1_value"].tolist() == ["3", "pro"]
+    assert out["reason_1_contribution"].tolist() == [0.8, 0.2]
+    assert out["reason_1_text"].tolist() == [
+        "Lowest CSAT at after-sales was 3 (raises risk)",
+        "Plan was pro (raises risk)",
+    ]
+    assert out["reason_2_text"].tolist() == [
+        "Plan was basic (lowers risk)",
+        "Lowest CSAT at after-sales: none recorded (raises risk)",
+    ]

@@ -1,0 +1,203 @@
+"""Stage `score` on a small simulated business, trained for real (DuckDB, LightGBM, MLflow registry
+in tmp_path): scores equal the model's predictions on the training rows, reasons are the exact
+contributions, bad inputs exit 2 with a message, and a killed job leaves the previous file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from models.treeshap import contributions
+from pipeline import evaluate, featurize, ingest, label, score, simulate, train
+from pipeline.evaluate import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SECTIONS = (
+    "simulate", "ingest", "label", "featurize", "split", "train", "evaluate", "registry", "mlflow",
+    "score",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained project: simulate (900 customers) → ingest → label → featurize → train → evaluate."""
+    root = tmp_path_factory.mktemp("score-project")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = {k: v for k, v in params.items() if k in SECTIONS}
+    params["simulate"].update(customers=900, start_date="2024-06-01")
+    params["label"]["first_cutoff"] = "2025-03-01"
+    params["featurize"]["lexicon"] = str(ROOT / params["featurize"]["lexicon"])
+    params["train"].update(min_positives=10, num_boost_round=200)
+    params["evaluate"]["bootstrap"] = 10
+    params["score"]["chunk_rows"] = 200  # several chunks even on a small business
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    old = Path.cwd()
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(root)
+    try:
+        simulate.main("params.yaml")
+        assert ingest.main("params.yaml") == 0
+        label.main("params.yaml")
+        featurize.main("params.yaml")
+        assert train.main("params.yaml") == 0
+        assert evaluate.main("params.yaml") == 0
+    finally:
+        os.chdir(old)
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return root
+
+
+@pytest.fixture()
+def in_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(project)
+    return project
+
+
+def _test_cutoff(project: Path) -> pd.Timestamp:
+    predictions = pd.read_parquet(project / "data/processed/test_predictions.parquet")
+    return pd.to_datetime(predictions["cutoff"], utc=True).max()
+
+
+def test_scores_equal_the_models_predictions_on_the_training_rows(in_project: Path) -> None:
+    cutoff = _test_cutoff(in_project)
+    assert score.main("params.yaml", as_of=cutoff.date().isoformat()) == 0
+
+    scores = pd.read_parquet("data/scores/scores.parquet")
+    table = pd.read_parquet("data/processed/features.parquet")
+    table = table[pd.to_datetime(table["cutoff"], utc=True) == cutoff]
+    # the same customers: everyone active at the cutoff, one row each
+    assert scores["customer_id"].is_unique
+    assert set(scores["customer_id"]) == set(table["customer_id"].astype(str))
+    model = load_model("artifacts/model")
+    expected = pd.Series(model.predict(table), index=table["customer_id"].astype(str).to_numpy())
+    got = scores.set_index("customer_id")["churn_probability"]
+    np.testing.assert_allclose(got.loc[expected.index].to_numpy(), expected.to_numpy(), atol=1e-12)
+    # the scoring features are the training features (same code path, same cutoff)
+    feats = pd.read_parquet("data/scores/features.parquet").set_index("customer_id")
+    train_rows = table.set_index(table["customer_id"].astype(str))
+    for col in model.spec.numeric:
+        np.testing.assert_allclose(
+            feats.loc[train_rows.index, col].astype(float).to_numpy(),
+            train_rows[col].astype(float).to_numpy(),
+            equal_nan=True,
+            err_msg=col,
+        )
+    summary = json.loads(Path("reports/score.json").read_text(encoding="utf-8"))
+    assert summary["customers"] == len(scores) and summary["model_version"] == "1"
+
+
+def test_reasons_are_the_largest_exact_contributions(in_project: Path) -> None:
+    assert score.main("params.yaml", model_uri="artifacts/model") == 0
+    scores = pd.read_parquet("data/scores/scores.parquet")
+    feats = pd.read_parquet("data/scores/features.parquet")
+    model = load_model("artifacts/model")
+    contrib = contributions(model.booster, model.model_frame(feats))
+    names = model.booster.feature_name()
+    top = np.argsort(-contrib[:, :-1], axis=1, kind="stable")[:, :3]
+    by_id = scores.set_index("customer_id")
+    for row in (0, len(feats) // 2, len(feats) - 1):
+        got = by_id.loc[str(feats["customer_id"].iloc[row])]
+        for k in range(3):
+            name = names[top[row, k]]
+            assert got[f"reason_{k + 1}"] == name
+            assert got[f"reason_{k + 1}_contribution"] == pytest.approx(contrib[row, top[row, k]])
+            effect = "raises risk" if contrib[row, top[row, k]] > 0 else "lowers risk"
+            assert got[f"reason_{k + 1}_text"].endswith(f"({effect})")
+    assert (scores["reason_1_contribution"] >= scores["reason_2_contribution"]).all()
+    assert (scores["reason_2_contribution"] >= scores["reason_3_contribution"]).all()
+    assert set(scores["risk_decile"]) == set(range(1, 11))
+    top_decile = scores.loc[scores["risk_decile"] == 1, "churn_probability"].min()
+    assert top_decile >= scores.loc[scores["risk_decile"] == 2, "churn_probability"].max()
+    assert scores["model_version"].eq("unregistered").all()
+    assert scores["churn_type"].isin(
+        {"dissatisfaction", "economic", "disengagement", "other", "none"}
+    ).all()
+    csv = pd.read_csv("data/scores/scores.csv")
+    assert len(csv) == len(scores) and list(csv.columns) == list(scores.columns)
+
+
+def test_missing_model_exits_2_with_a_message(
+    in_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = Path("data/scores/scores.parquet").read_bytes() if Path(
+        "data/scores/scores.parquet"
+    ).exists() else None
+    with caplog.at_level(logging.ERROR):
+        assert score.main("params.yaml", model_uri="models:/no-such-model@champion") == 2
+    assert "no-such-model" in caplog.text and "registry" in caplog.text
+    with caplog.at_level(logging.ERROR):
+        assert score.main("params.yaml", model_uri="nowhere/model") == 2
+    assert "nowhere/model" in caplog.text
+    after = Path("data/scores/scores.parquet").read_bytes() if before is not None else None
+    assert after == before
+
+
+def test_features_that_do_not_match_the_model_exit_2(
+    in_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = tmp_path / "model"
+    shutil.copytree("artifacts/model", other)
+    meta_path = other / "artifacts" / "model_meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["spec"]["numeric"].append("loyalty_points_30d")
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    with caplog.at_level(logging.ERROR):
+        assert score.main("params.yaml", model_uri=str(other)) == 2
+    assert "loyalty_points_30d" in caplog.text and "re-run" in caplog.text
+
+
+def test_missing_interim_tables_exit_2(
+    in_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    params["score"]["interim_dir"] = str(tmp_path / "empty")
+    params["score"]["out"] = str(tmp_path / "scores.parquet")
+    alt = tmp_path / "params.yaml"
+    alt.write_text(yaml.safe_dump(params), encoding="utf-8")
+    with caplog.at_level(logging.ERROR):
+        assert score.main(alt) == 2
+    assert "customers" in caplog.text and "churn ingest" in caplog.text
+    assert not (tmp_path / "scores.parquet").exists()
+
+
+def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> None:
+    assert score.main("params.yaml", model_uri="artifacts/model") == 0
+    out = Path("data/scores/scores.parquet")
+    before = out.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen(
+        [str(BIN / "churn"), "score", "--model", "artifacts/model", "--as-of", "2025-06-01"],
+        cwd=in_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    # kill it once it is building the new scores (its work directory exists)
+    deadline = time.monotonic() + 120
+    while not list(Path("data/scores").glob(".score-*")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the job ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert out.read_bytes() == before
+    assert pq.read_table(out).num_rows > 0
+    assert list(Path("data/scores").glob(".score-*"))  # the killed job's work directory
+    # the next run removes it and succeeds
+    assert score.main("params.yaml", model_uri="artifacts/model") == 0
+    assert not list(Path("data/scores").glob(".score-*"))
+    assert not list(Path("data/scores").glob(".scores.parquet.*"))
