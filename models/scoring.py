@@ -96,17 +96,18 @@ def load_scoring_model(uri: str) -> LoadedModel:
         else:
             name, _, number = ref.partition("/")
             mv = client.get_model_version(name, number)
-        tmp = Path(tempfile.mkdtemp(prefix="churn-model-"))
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
     except MlflowException as exc:
         raise ModelNotFoundError(
             f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} "
             f"({exc.message.splitlines()[0]}). Train and promote a model (`dvc repro`), or pass "
             "--model artifacts/model."
         ) from exc
-    if not (local / "artifacts").exists() and (local / "model").exists():
-        local = local / "model"
-    return LoadedModel(_load_dir(local, uri), uri, str(mv.version), str(mv.run_id or ""))
+    with tempfile.TemporaryDirectory(prefix="churn-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        if not (local / "artifacts").exists() and (local / "model").exists():
+            local = local / "model"
+        model = _load_dir(local, uri)  # read into memory: the download can go
+    return LoadedModel(model, uri, str(mv.version), str(mv.run_id or ""))
 
 
 def risk_tier(probability: np.ndarray, tiers: Mapping[str, float], default: str) -> np.ndarray:
@@ -140,7 +141,9 @@ def top_reasons(contrib: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, axis=1, kind="stable")[:, :k]
 
 
-def churn_types(contrib: np.ndarray, features: Sequence[str], groups: Mapping[str, str]) -> np.ndarray:
+def churn_types(
+    contrib: np.ndarray, features: Sequence[str], groups: Mapping[str, str]
+) -> np.ndarray:
     """Per row, the churn type whose feature groups add the most risk (sum of contributions).
 
     A customer whose every churn type lowers risk gets NO_CHURN_TYPE.
@@ -149,7 +152,8 @@ def churn_types(contrib: np.ndarray, features: Sequence[str], groups: Mapping[st
     sums = np.zeros((contrib.shape[0], len(types)))
     for j, ctype in enumerate(types):
         cols = [
-            i for i, f in enumerate(features)
+            i
+            for i, f in enumerate(features)
             if GROUP_CHURN_TYPE.get(groups.get(f, ""), "other") == ctype
         ]
         sums[:, j] = contrib[:, cols].sum(axis=1)
@@ -198,7 +202,9 @@ def format_value(value: Any) -> str:
 
 def reason_sentence(label: str, value: str, contribution: float) -> str:
     """One line an account manager can read: 'Lowest CSAT at after-sales was 3 (raises risk)'."""
-    effect = "raises risk" if contribution > 0 else "lowers risk" if contribution < 0 else "no effect"
+    effect = "no effect"
+    if contribution != 0:
+        effect = "raises risk" if contribution > 0 else "lowers risk"
     if value == "none recorded":
         return f"{label}: none recorded ({effect})"
     return f"{label} was {value} ({effect})"

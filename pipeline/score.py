@@ -74,7 +74,13 @@ def build_scoring_table(params: Params, as_of: str | dt.datetime | None, work: P
         )
         log.info("scoring table as of %s", cutoff.date())
         catalog = write_feature_table(
-            con, tables, spine, cfg, sp.features_out, work / "features", rows_per_chunk=sp.chunk_rows
+            con,
+            tables,
+            spine,
+            cfg,
+            sp.features_out,
+            work / "features",
+            rows_per_chunk=sp.chunk_rows,
         )
     finally:
         con.disconnect()
@@ -103,8 +109,10 @@ def score_chunks(
         if sp.value_column in frame.columns:
             keep[sp.value_column] = pd.to_numeric(frame[sp.value_column], errors="coerce")
         population.append(pd.DataFrame(keep))
-    pop = pd.concat(population, ignore_index=True) if population else pd.DataFrame(
-        {"churn_probability": np.zeros(0)}
+    pop = (
+        pd.concat(population, ignore_index=True)
+        if population
+        else pd.DataFrame({"churn_probability": np.zeros(0)})
     )
     return parts, pop
 

@@ -84,10 +84,13 @@ def test_feature_labels_read_like_plain_language() -> None:
     assert label("lowest CSAT at after_sales in the 90 days before the cutoff") == (
         "Lowest CSAT at after-sales in the last 90 days"
     )
-    assert label(
-        "days from the last payment_failure event's day to the cutoff day (1 = the day before); "
-        "null if never"
-    ) == "Days since the last payment-failure"
+    assert (
+        label(
+            "days from the last payment_failure event's day to the cutoff day "
+            "(1 = the day before); null if never"
+        )
+        == "Days since the last payment-failure"
+    )
     assert label("customer attribute 'plan' (category), as recorded at ingest") == "Plan"
     assert feature_label(None, "monthly_fee") == "Monthly fee"
 

@@ -34,7 +34,7 @@ SECTIONS = (
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained project: simulate (900 customers) → ingest → label → featurize → train → evaluate."""
+    """A trained project: simulate 900 customers, ingest, label, featurize, train, evaluate."""
     root = tmp_path_factory.mktemp("score-project")
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params = {k: v for k, v in params.items() if k in SECTIONS}
@@ -125,9 +125,11 @@ def test_reasons_are_the_largest_exact_contributions(in_project: Path) -> None:
     top_decile = scores.loc[scores["risk_decile"] == 1, "churn_probability"].min()
     assert top_decile >= scores.loc[scores["risk_decile"] == 2, "churn_probability"].max()
     assert scores["model_version"].eq("unregistered").all()
-    assert scores["churn_type"].isin(
-        {"dissatisfaction", "economic", "disengagement", "other", "none"}
-    ).all()
+    assert (
+        scores["churn_type"]
+        .isin({"dissatisfaction", "economic", "disengagement", "other", "none"})
+        .all()
+    )
     csv = pd.read_csv("data/scores/scores.csv")
     assert len(csv) == len(scores) and list(csv.columns) == list(scores.columns)
 
@@ -135,9 +137,11 @@ def test_reasons_are_the_largest_exact_contributions(in_project: Path) -> None:
 def test_missing_model_exits_2_with_a_message(
     in_project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = Path("data/scores/scores.parquet").read_bytes() if Path(
-        "data/scores/scores.parquet"
-    ).exists() else None
+    before = (
+        Path("data/scores/scores.parquet").read_bytes()
+        if Path("data/scores/scores.parquet").exists()
+        else None
+    )
     with caplog.at_level(logging.ERROR):
         assert score.main("params.yaml", model_uri="models:/no-such-model@champion") == 2
     assert "no-such-model" in caplog.text and "registry" in caplog.text
@@ -183,7 +187,10 @@ def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen(
         [str(BIN / "churn"), "score", "--model", "artifacts/model", "--as-of", "2025-06-01"],
-        cwd=in_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=in_project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     # kill it once it is building the new scores (its work directory exists)
     deadline = time.monotonic() + 120
