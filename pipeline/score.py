@@ -49,6 +49,7 @@ from models.scoring import (
     risk_tier,
     score_frame,
 )
+from models.value import VALUE_COLUMNS, add_value_columns, priority_list
 from pipeline.config import Params, ParamsError, load_params
 from pipeline.io import atomic_path, write_json
 
@@ -105,33 +106,62 @@ def score_chunks(
         part = work / f"scores-{i:05d}.parquet"
         pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), part)
         parts.append(part)
-        keep = {"churn_probability": scored["churn_probability"].to_numpy()}
-        if sp.value_column in frame.columns:
-            keep[sp.value_column] = pd.to_numeric(frame[sp.value_column], errors="coerce")
-        population.append(pd.DataFrame(keep))
-    pop = (
-        pd.concat(population, ignore_index=True)
-        if population
-        else pd.DataFrame({"churn_probability": np.zeros(0)})
-    )
-    return parts, pop
+        fee = params.value.fee_column
+        population.append(
+            pd.DataFrame(
+                {
+                    "customer_id": scored["customer_id"].to_numpy(),
+                    "churn_probability": scored["churn_probability"].to_numpy(),
+                    "monthly_fee": pd.to_numeric(frame[fee], errors="coerce").to_numpy()
+                    if fee in frame.columns
+                    else np.nan,
+                }
+            )
+        )
+    if not population:
+        return parts, pd.DataFrame(columns=["customer_id", "churn_probability", "monthly_fee"])
+    return parts, pd.concat(population, ignore_index=True)
 
 
 def population_columns(pop: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Columns that compare each customer with all others: risk decile and tier."""
+    """Columns that compare each customer with all others: risk decile and tier, the customer's
+    value (CLV, value tier, value at risk) and the retention priority (models/value.py)."""
     sp = params.score
-    p = pop["churn_probability"].to_numpy()
-    return pd.DataFrame(
+    p = pop["churn_probability"].to_numpy(dtype=float)
+    out = pd.DataFrame(
         {
             "risk_decile": risk_decile(p),
             "risk_tier": risk_tier(p, sp.risk_tiers, sp.default_tier),
         }
     )
+    if len(pop) == 0:
+        return out
+    if pop["monthly_fee"].isna().all():
+        log.warning(
+            "the scoring table has no %r column: no value or priority columns (value.fee_column)",
+            params.value.fee_column,
+        )
+        return out
+    valued = add_value_columns(pop, params.value)
+    for col in ("monthly_fee", *VALUE_COLUMNS):
+        values = valued[col]
+        out[col] = values.astype("string") if col == "value_tier" else values.to_numpy()
+    return out
+
+
+def write_priority(scores: Path, target: Path, params: Params) -> int:
+    """reports/priority.csv: customers worth a retention contact, best expected gain first."""
+    rows = pq.read_table(scores, filters=[("expected_gain", ">", 0.0)]).to_pandas()
+    listed = priority_list(rows, params.value)
+    with atomic_path(target) as tmp:
+        listed.to_csv(tmp, index=False)
+    return len(listed)
 
 
 def write_scores(parts: list[Path], extra: pd.DataFrame, out: Path, csv: Path | None) -> int:
     """Join the parts with the whole-population columns and write `out` (and `csv`) atomically."""
     order = ["customer_id", "as_of", "churn_probability", "risk_decile", "risk_tier"]
+    order += ["monthly_fee", *VALUE_COLUMNS]
     offset = 0
     schema: pa.Schema | None = None
     with atomic_path(out) as tmp:
@@ -211,6 +241,9 @@ def run(
         extra = population_columns(pop, params)
         csv_path = Path(csv) if csv else (Path(sp.csv) if sp.csv else None)
         n = write_scores(parts, extra, out, csv_path)
+        if "expected_gain" in extra.columns:
+            listed = write_priority(out, Path(params.value.priority_report), params)
+            log.info("%d customers on the priority list %s", listed, params.value.priority_report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     probability = pop["churn_probability"]

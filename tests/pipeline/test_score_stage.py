@@ -29,6 +29,7 @@ BIN = Path(sys.executable).parent
 SECTIONS = (
     "simulate", "ingest", "label", "featurize", "split", "train", "evaluate", "registry", "mlflow",
     "score",
+    "value",
 )  # fmt: skip
 
 
@@ -130,6 +131,18 @@ def test_reasons_are_the_largest_exact_contributions(in_project: Path) -> None:
         .isin({"dissatisfaction", "economic", "disengagement", "other", "none"})
         .all()
     )
+    # value and priority (models/value.py): present, and the rank follows the expected gain
+    for col in ("monthly_fee", "clv", "value_tier", "value_at_risk", "priority_rank"):
+        assert scores[col].notna().all(), col
+    np.testing.assert_allclose(
+        scores["value_at_risk"], scores["churn_probability"] * scores["clv"], rtol=1e-12
+    )
+    ranked = scores.sort_values("priority_rank")
+    assert ranked["expected_gain"].is_monotonic_decreasing
+    assert ranked["priority_rank"].tolist() == list(range(1, len(scores) + 1))
+    priority = pd.read_csv("reports/priority.csv")
+    assert len(priority) == int((scores["expected_gain"] > 0).sum())
+    assert priority["priority_rank"].tolist() == sorted(priority["priority_rank"])
     csv = pd.read_csv("data/scores/scores.csv")
     assert len(csv) == len(scores) and list(csv.columns) == list(scores.columns)
 
