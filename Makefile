@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # DVC stages call `churn ...`: put the project's venv first on PATH for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test install lint clean
+.PHONY: run test install lint clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ run: $(STAMP)
 	@echo "  data: data/interim/ (validated tables), data/quarantine/ (rejected rows)"
 	@echo "  MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
-test: $(STAMP)
+# Headless Chromium + chromedriver for tests/test_report_browser.py (Debian packages; apt-get
+# needs root, sudo is used otherwise). Installed only when missing.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)

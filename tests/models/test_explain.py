@@ -1,0 +1,485 @@
+"""SHAP driver analysis (models/explain.py) and the `explain` stage end to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from features.catalog import GROUP_CHURN_TYPE
+from models import explain as ex
+from models.split import TrainingDataError
+from pipeline import explain as explain_stage
+from pipeline.cli import app
+from pipeline.config import ExplainParams, ParamsError, from_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import make_model_table  # noqa: E402
+
+# ------------------------------------------------------------------ a tiny project on disk
+
+GROUPS = {
+    "days_since_last_login": "engagement",
+    "csat_support_mean_90d": "experience",
+    "csat_billing_mean_90d": "experience",
+    "csat_billing_last": "experience",
+    "payment_failures_90d": "economic",
+    "has_discount": "economic",
+    "tenure_days": "contract",
+    "plan": "contract",
+    "noise": "profile",
+    "country": "profile",
+}
+
+PARAMS = {
+    "train": {
+        "learning_rate": 0.1,
+        "num_boost_round": 200,
+        "early_stopping_rounds": 20,
+        "min_positives": 20,
+        "min_data_in_leaf": 40,
+    },
+    "featurize": {"touchpoints": ["support", "billing"]},
+    "explain": {"sample_size": 900, "segment_min_rows": 20, "dependence_top_n": 3},
+}
+
+
+def touchpoint_table(customers: int = 400, cutoffs: int = 4, seed: int = 7) -> pd.DataFrame:
+    """The conftest model table plus two touchpoints: support carries the planted CSAT driver,
+    billing is rated (higher on average) but has no effect on churn."""
+    table, _ = make_model_table(customers=customers, cutoffs=cutoffs, seed=seed)
+    rng = np.random.default_rng(seed)
+    billing = np.where(rng.random(len(table)) < 0.4, np.nan, rng.normal(8.5, 1.0, len(table)))
+    return table.rename(columns={"csat_mean_90d": "csat_support_mean_90d"}).assign(
+        csat_billing_mean_90d=billing.clip(1, 10),
+        csat_billing_last=np.round(billing).clip(1, 10),
+    )
+
+
+def build_project(root: Path, alerts: dict | None = None) -> Path:
+    """features.parquet, catalog and params.yaml in `root`, then the real `train` stage."""
+    from pipeline import train as train_stage
+
+    table = touchpoint_table()
+    (root / "data" / "processed").mkdir(parents=True)
+    table.to_parquet(root / "data/processed/features.parquet", index=False)
+    catalog = [
+        {"name": c, "group": g, "description": f"plain words for {c}"} for c, g in GROUPS.items()
+    ]
+    (root / "data/processed/feature_catalog.json").write_text(json.dumps(catalog))
+    (root / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    if alerts is not None:
+        (root / "reports").mkdir(exist_ok=True)
+        (root / "reports/alerts_backtest.json").write_text(json.dumps(alerts))
+    assert train_stage.main("params.yaml") == 0
+    return root
+
+
+ALERTS = {
+    "horizon_days": 30,
+    "base_rate": 0.08,
+    "cutoffs": ["2024-10-01"],
+    "rules": [
+        {
+            "rule": "after_sales_csat_low",
+            "level": "high",
+            "alerted": 120,
+            "churned": 30,
+            "precision": 0.25,
+            "recall": 0.4,
+            "lift": 3.1,
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained tiny project; each test chdirs into it (module scope: train once)."""
+    import os
+
+    root = tmp_path_factory.mktemp("explain_project")
+    old = os.getcwd()
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(root)
+    try:
+        build_project(root, alerts=ALERTS)
+    finally:
+        os.chdir(old)
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return root
+
+
+@pytest.fixture()
+def in_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(project)
+    return project
+
+
+# ------------------------------------------------------------------ sampling
+
+
+@pytest.mark.parametrize("size", [1, 7, 50, 333, 999])
+def test_stratified_sample_keeps_label_shares_and_has_no_duplicates(size: int) -> None:
+    frame = pd.DataFrame({"id": range(1000), "churned": np.arange(1000) % 10 == 0})
+    sample = ex.stratified_sample(frame, "churned", size, seed=3)
+    assert len(sample) == max(size, 2)  # each label keeps at least one row
+    assert sample["id"].is_unique and sample["id"].is_monotonic_increasing
+    expected_pos = max(1, round(size * 0.1))
+    assert abs(int(sample["churned"].sum()) - expected_pos) <= 1
+
+
+def test_stratified_sample_is_seeded_and_returns_everything_when_small() -> None:
+    frame = pd.DataFrame({"id": range(500), "churned": np.arange(500) % 4 == 0})
+    a = ex.stratified_sample(frame, "churned", 100, seed=1)
+    b = ex.stratified_sample(frame, "churned", 100, seed=1)
+    c = ex.stratified_sample(frame, "churned", 100, seed=2)
+    assert a["id"].tolist() == b["id"].tolist() != c["id"].tolist()
+    assert len(ex.stratified_sample(frame, "churned", 500, seed=1)) == 500
+
+
+def test_stratified_sample_names_a_missing_label() -> None:
+    with pytest.raises(TrainingDataError, match="'churned'"):
+        ex.stratified_sample(pd.DataFrame({"x": [1, 2]}), "churned", 1, seed=0)
+
+
+# ------------------------------------------------------------------ SHAP values
+
+
+@pytest.fixture(scope="module")
+def booster_and_frame() -> tuple[lgb.Booster, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    y = (x["a"] + 0.3 * rng.normal(size=600) > 0.5).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1},
+        lgb.Dataset(x, label=y),
+        num_boost_round=20,
+    )
+    return booster, x
+
+
+def test_shap_values_add_up_to_the_raw_score(booster_and_frame) -> None:
+    booster, x = booster_and_frame
+    result = ex.shap_values(booster, x)
+    assert result.values.shape == (len(x), 2) and result.features == ["a", "b"]
+    raw = booster.predict(x, raw_score=True)
+    bias = booster.predict(x, pred_contrib=True)[:, -1]
+    np.testing.assert_allclose(result.values.sum(axis=1) + bias, raw, atol=1e-9)
+    assert result.base_value == pytest.approx(bias.mean())
+
+
+def test_shap_values_reject_a_wrong_layout(booster_and_frame) -> None:
+    booster, x = booster_and_frame
+    with pytest.raises(ValueError, match="pred_contrib layout"):
+        ex.shap_values(booster, x, contributions=lambda b, f: np.zeros((len(f), 2)))
+
+
+# ------------------------------------------------------------------ importance tables
+
+
+def _catalog() -> pd.DataFrame:
+    return ex.catalog_frame(
+        [
+            {"name": "up", "group": "experience", "description": "rises with risk"},
+            {"name": "down", "group": "engagement", "description": "falls with risk"},
+            {"name": "plan", "group": "contract", "description": "the plan"},
+        ]
+    )
+
+
+def _result(n: int = 400, seed: int = 0) -> ex.ShapResult:
+    rng = np.random.default_rng(seed)
+    up, down, noise = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    plan = rng.choice(["basic", "pro"], n)
+    data = pd.DataFrame(
+        {
+            "up": up,
+            "down": np.where(rng.random(n) < 0.2, np.nan, down),
+            "noise": noise,
+            "plan": pd.Categorical(plan),
+        }
+    )
+    values = np.column_stack(
+        [2.0 * up, -1.0 * down, 0.05 * rng.normal(size=n), np.where(plan == "basic", 0.3, -0.3)]
+    )
+    return ex.ShapResult(values=values, base_value=-2.0, features=list(data.columns), data=data)
+
+
+def test_global_importance_ranks_describes_and_gives_directions() -> None:
+    table = ex.global_importance(_result(), _catalog())
+    assert table["feature"].tolist()[:2] == ["up", "down"]
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    assert table["share"].sum() == pytest.approx(1.0)
+    by = table.set_index("feature")
+    assert (
+        by.loc["up", "direction"] == ex.RAISES and by.loc["up", "description"] == "rises with risk"
+    )
+    assert by.loc["down", "direction"] == ex.LOWERS
+    assert by.loc["down", "missing_share"] == pytest.approx(0.2, abs=0.06)
+    assert (
+        by.loc["noise", "group"] == ex.NOT_IN_CATALOG and by.loc["noise", "description"] == "noise"
+    )
+    assert by.loc["plan", "kind"] == "categorical" and by.loc["plan", "riskiest_level"] == "basic"
+    assert by.loc["up", "churn_type"] == GROUP_CHURN_TYPE["experience"]
+
+
+def test_group_and_churn_type_sums_add_up() -> None:
+    table = ex.global_importance(_result(), _catalog())
+    groups = ex.group_importance(table)
+    types = ex.churn_type_importance(table)
+    total = table["mean_abs_shap"].sum()
+    assert groups["mean_abs_shap"].sum() == pytest.approx(total)
+    assert types["mean_abs_shap"].sum() == pytest.approx(total)
+    g = groups.set_index("group")
+    assert g.loc["experience", "top_feature"] == "up" and g.loc["experience", "churn_type"] == (
+        "dissatisfaction"
+    )
+    t = types.set_index("churn_type")
+    assert t.loc["dissatisfaction", "share"] == pytest.approx(
+        table.set_index("feature").loc["up", "share"]
+    )
+    assert "contract" in t.loc["other", "groups"]
+
+
+def test_segment_drivers_find_each_segments_own_driver_and_skip_absent_columns() -> None:
+    n = 200
+    rng = np.random.default_rng(1)
+    region = np.array(["north"] * 100 + ["south"] * 90 + ["tiny"] * 10)
+    values = np.zeros((n, 2))
+    values[region == "north", 0] = rng.normal(0, 1, 100)  # a drives the north
+    values[region == "south", 1] = rng.normal(0.5, 1, 90)  # b drives the south
+    result = ex.ShapResult(
+        values=values,
+        base_value=0.0,
+        features=["a", "b"],
+        data=pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)}),
+    )
+    rows = pd.DataFrame({"region": region, "churned": np.arange(n) % 5 == 0})
+    table, notes = ex.segment_drivers(
+        result, rows, ["region", "value_tier"], _catalog(), top_k=1, min_rows=20
+    )
+    top = table.set_index("level")
+    assert set(top.index) == {"north", "south"}  # "tiny" has fewer than min_rows customers
+    assert top.loc["north", "feature"] == "a" and top.loc["south", "feature"] == "b"
+    assert top.loc["south", "mean_shap"] > 0 and top.loc["north", "customers"] == 100
+    assert top.loc["north", "churn_rate"] == pytest.approx(rows["churned"][:100].mean())
+    assert any("value_tier" in note and "skipped" in note for note in notes)
+    assert any("region" in note and "1 of 3 levels" in note for note in notes)
+
+
+def test_touchpoint_features_take_the_longest_matching_name() -> None:
+    features = ["csat_after_sales_mean_90d", "csat_sales_last", "csat_mean_90d", "logins_7d"]
+    found = ex.touchpoint_features(features, ["sales", "after_sales"])
+    assert found == {"sales": ["csat_sales_last"], "after_sales": ["csat_after_sales_mean_90d"]}
+
+
+def test_touchpoint_analysis_importance_performance_and_quadrants() -> None:
+    importance = pd.DataFrame(
+        {
+            "feature": [
+                "csat_support_mean_90d",
+                "csat_support_last",
+                "csat_billing_mean_90d",
+                "csat_billing_last",
+                "logins_7d",
+            ],
+            "mean_abs_shap": [0.3, 0.1, 0.02, 0.01, 0.57],
+        }
+    )
+    rows = pd.DataFrame(
+        {
+            "csat_support_mean_90d": [2.0, 4.0, np.nan, np.nan],
+            "csat_support_last": [2.0, 8.0, np.nan, np.nan],
+            "csat_billing_mean_90d": [9.0, 8.0, 10.0, np.nan],
+            "csat_billing_last": [9.0, 3.0, 10.0, np.nan],
+        }
+    )
+    table = ex.touchpoint_analysis(
+        importance, rows, ["billing", "support", "renewal"], "mean_90d", 8
+    )
+    t = table.set_index("touchpoint")
+    assert table["touchpoint"].tolist()[0] == "support"  # most important first
+    assert t.loc["support", "importance"] == pytest.approx(0.4)
+    assert t.loc["support", "importance_share"] == pytest.approx(0.4)
+    assert t.loc["support", "performance"] == pytest.approx(3.0)  # rated customers only
+    assert t.loc["support", "customers_rated"] == 2 and t.loc["support", "pct_rated"] == 0.5
+    assert t.loc["support", "pct_satisfied"] == pytest.approx(0.5)
+    assert t.loc["billing", "pct_satisfied"] == pytest.approx(2 / 3)
+    assert t.loc["support", "quadrant"].startswith("fix first")
+    assert t.loc["billing", "quadrant"].startswith("maintain")
+    assert t.loc["renewal", "quadrant"] == "no ratings" and t.loc["renewal", "features"] == 0
+
+
+def test_alerts_backtest_schema_errors_name_the_file_and_the_key() -> None:
+    table, header = ex.alerts_backtest_table(ALERTS, "reports/alerts_backtest.json")
+    assert table.loc[0, "lift"] == 3.1 and header["horizon_days"] == 30
+    bad = {**ALERTS, "rules": [{"rule": "x", "level": "high"}]}
+    with pytest.raises(TrainingDataError, match=r"alerts_backtest.json.*rules\[0\].*precision"):
+        ex.alerts_backtest_table(bad, "reports/alerts_backtest.json")
+    with pytest.raises(TrainingDataError, match="'rules' list"):
+        ex.alerts_backtest_table([], "reports/alerts_backtest.json")
+
+
+def test_explain_params_reject_unknown_keys_and_non_positive_sizes() -> None:
+    with pytest.raises(ParamsError, match="sample_sizee"):
+        from_dict(ExplainParams, {"sample_sizee": 10})
+    with pytest.raises(ParamsError, match="explain.sample_size"):
+        ExplainParams(sample_size=0)
+
+
+# ------------------------------------------------------------------ the stage end to end
+
+
+def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_project: Path) -> None:
+    assert explain_stage.main("params.yaml") == 0
+    out = in_project / "reports/drivers"
+    for name in (
+        "index.html",
+        "importance.csv",
+        "groups.csv",
+        "churn_types.csv",
+        "segments.csv",
+        "touchpoints.csv",
+        "alerts_backtest.csv",
+        "report.json",
+    ):
+        assert (out / name).exists(), name
+
+    importance = pd.read_csv(out / "importance.csv")
+    ranked = importance["feature"].tolist()
+    # planted drivers (conftest: login recency, CSAT, payment failures) rank above pure noise
+    assert ranked.index("days_since_last_login") < ranked.index("noise")
+    assert ranked.index("payment_failures_90d") < ranked.index("noise")
+    login = importance.set_index("feature").loc["days_since_last_login"]
+    assert login["direction"] == ex.RAISES and login["description"].startswith("plain words")
+
+    touch = pd.read_csv(out / "touchpoints.csv").set_index("touchpoint")
+    assert touch.loc["support", "importance"] > touch.loc["billing", "importance"]
+    assert touch.loc["billing", "performance"] > touch.loc["support", "performance"]
+
+    segments = pd.read_csv(out / "segments.csv")
+    assert {"plan", "country"} == set(segments["segment"])
+
+    header = json.loads((out / "report.json").read_text())
+    summary = json.loads((in_project / "reports/train.json").read_text())
+    assert header["run_id"] == summary["run_id"]
+    assert header["sample_rows"] == 400  # the test cutoff has 400 rows, fewer than sample_size
+    assert any("value_tier" in n for n in header["segment_notes"])
+
+    page = (out / "index.html").read_text()
+    assert f"version {summary['model_version']}" in page and summary["run_id"] in page
+    assert header["test_cutoffs"][0] in page
+    assert "after_sales_csat_low" in page  # the alert backtest table
+    assert not re.search(r"""(src|href)=["']?https?:""", page)
+    assert page.count('src="data:image/png;base64,') >= 6
+
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    logged = {a.path for a in client.list_artifacts(summary["run_id"], "drivers")}
+    assert {"drivers/index.html", "drivers/importance.csv"} <= logged
+
+
+def test_explain_without_an_alert_backtest_says_so(in_project: Path) -> None:
+    yaml_params = {**PARAMS, "explain": {**PARAMS["explain"], "alerts_backtest": "absent.json"}}
+    Path("params_no_alerts.yaml").write_text(yaml.safe_dump(yaml_params))
+    assert explain_stage.main("params_no_alerts.yaml") == 0
+    page = Path("reports/drivers/index.html").read_text()
+    assert "absent.json not found" in page
+    assert not Path("reports/drivers/alerts_backtest.csv").exists()
+
+
+def test_explain_without_a_model_exits_2_and_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text("{}\n")
+    with caplog.at_level(logging.ERROR):
+        result = CliRunner().invoke(app, ["explain", "--params", "params.yaml"])
+    assert result.exit_code == 2, result.output
+    assert "test_predictions.parquet" in caplog.text and "churn train" in caplog.text
+    assert not Path("reports/drivers").exists()
+
+
+# ------------------------------------------------------------------ report rendering
+
+
+def _png_ok(uri: str) -> bool:
+    import base64
+
+    head = "data:image/png;base64,"
+    return uri.startswith(head) and base64.b64decode(uri[len(head) :])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_renders_without_touchpoints_segments_or_alerts() -> None:
+    from models import report
+
+    result = _result()
+    importance = ex.global_importance(result, _catalog())
+    touchpoints = ex.touchpoint_analysis(importance, result.data, ["support"])
+    assert not report.has_ratings(touchpoints)
+    images, dependence = report.draw_figures(
+        result,
+        importance,
+        ex.group_importance(importance),
+        ex.churn_type_importance(importance),
+        touchpoints,
+        dependence_top_n=4,  # includes the categorical `plan` and `down` with missing values
+    )
+    assert "touchpoints" not in images and all(_png_ok(u) for u in images.values())
+    assert [d[0] for d in dependence] == importance["feature"].tolist()[:4]
+    assert all(_png_ok(uri) for _, _, uri in dependence)
+    segments, notes = ex.segment_drivers(
+        result, pd.DataFrame(index=range(400)), ["plan"], _catalog()
+    )
+    page = report.render_html(
+        report.ReportContent(
+            header={"model_name": "m", "model_version": "3", "run_id": "r1"},
+            importance=importance,
+            groups=ex.group_importance(importance),
+            churn_types=ex.churn_type_importance(importance),
+            segments=segments,
+            segment_notes=notes,
+            touchpoints=touchpoints,
+            images=images,
+            dependence=dependence,
+            alerts_note="no backtest yet",
+        )
+    )
+    for key, _title in report.SECTIONS:
+        assert f'<section id="{key}">' in page
+    assert "No touchpoint ratings" in page and "no backtest yet" in page
+    assert "segment column &#x27;plan&#x27; is not in the model table" in page
+    assert "rises with risk" in page  # catalog descriptions, not only column names
+
+
+def test_report_escapes_catalog_text_and_keeps_plot_titles_renderable() -> None:
+    from models import report
+
+    frame = pd.DataFrame({"description": ["<b>price</b> (e.g. 'too expensive', 太贵, 비싸요)"]})
+    html = report.html_table(frame, [("description", "What", "")])
+    assert "&lt;b&gt;price&lt;/b&gt;" in html and "<b>price" not in html
+    assert report._wrap(frame.loc[0, "description"], 70) == "<b>price</b>"
+
+
+def test_explain_logs_a_warning_when_the_mlflow_run_is_unknown(
+    in_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = {**PARAMS, "mlflow": {"tracking_uri": "sqlite:///other.db"}}
+    other["explain"] = {**PARAMS["explain"], "out_dir": "reports/drivers_other"}
+    Path("params_other.yaml").write_text(yaml.safe_dump(other))
+    with caplog.at_level(logging.WARNING):
+        assert explain_stage.main("params_other.yaml") == 0
+    assert "not found" in caplog.text and "driver report not logged" in caplog.text
+    assert Path("reports/drivers_other/index.html").exists()
