@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from models import explain as ex
 from models import report, tracking
 from models.split import LABEL, TrainingDataError
+from models.value import add_value_columns
 from pipeline.config import Params, ParamsError, load_params
 from pipeline.evaluate import load_model, test_rows
 from pipeline.io import AtomicDirectory
@@ -37,7 +38,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _alerts(path: Path) -> tuple[pd.DataFrame | None, dict[str, Any], str]:
-    """The alert rules' backtest when `churn alert-backtest` has written it, else a note saying so."""
+    """The rules backtest when `churn alert-backtest` has written it, else a note saying so."""
     if not path.exists():
         note = (
             f"No backtest of the early-warning rules yet ({path} not found); "
@@ -121,6 +122,25 @@ def _tables(
     return tables, notes
 
 
+def _with_value_tier(rows: pd.DataFrame, sample: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Add the customers' value tier (models/value.py: CLV from the model's probability and the
+    fee at the cutoff, tiers over the sampled test customers) so segments can use it."""
+    fee = params.value.fee_column
+    if "value_tier" in rows.columns or fee not in rows.columns or "p_model" not in sample.columns:
+        return rows
+    valued = add_value_columns(
+        pd.DataFrame(
+            {
+                "customer_id": rows["customer_id"].astype(str).to_numpy(),
+                "churn_probability": sample["p_model"].to_numpy(dtype=float),
+                "monthly_fee": pd.to_numeric(rows[fee], errors="coerce").to_numpy(),
+            }
+        ),
+        params.value,
+    )
+    return rows.assign(value_tier=valued["value_tier"].astype("string").to_numpy())
+
+
 def build(params: Params) -> dict[str, Any]:
     """Compute every table and figure of the report; return them with the page's HTML."""
     e = params.explain
@@ -129,6 +149,7 @@ def build(params: Params) -> dict[str, Any]:
     rows = test_rows(Path(params.train.features), sample).assign(
         **{LABEL: sample[LABEL].to_numpy()}
     )
+    rows = _with_value_tier(rows, sample, params)
     started = time.perf_counter()
     result = ex.shap_values(model.booster, model.model_frame(rows))
     shap_seconds = time.perf_counter() - started
