@@ -111,18 +111,56 @@ def scoring_spine(
 
 
 def with_cached_daily_events(
-    tables: Tables, cfg: FeaturizeParams, con: ibis.BaseBackend, work_dir: Path
+    tables: Tables,
+    cfg: FeaturizeParams,
+    con: ibis.BaseBackend,
+    work_dir: Path,
+    buckets: int = 1,
 ) -> Tables:
     """Aggregate raw events per (customer, type, day) once, to Parquet, and read them back.
 
-    All event features read this aggregate; the raw event table is scanned once per run.
+    All event features read this aggregate; the raw event table is scanned once per run. With
+    `buckets` > 1 the aggregate is partitioned by customer bucket (a `bucket` column, one
+    directory each) so that a bucket's features read only its own customers' rows.
     """
     if tables.events is None:
         return tables
-    path = work_dir / "events_daily.parquet"
-    daily_events(tables.events, all_event_types(cfg)).to_parquet(path)
-    log.info("daily event aggregate written to %s", path)
-    return tables.replace(events_daily=con.read_parquet(path, table_name="events_daily"))
+    daily = daily_events(tables.events, all_event_types(cfg))
+    if buckets <= 1:
+        path = work_dir / "events_daily.parquet"
+        daily.to_parquet(path)
+        log.info("daily event aggregate written to %s", path)
+        return tables.replace(events_daily=con.read_parquet(path, table_name="events_daily"))
+    path = work_dir / "events_daily"
+    con.to_parquet(
+        daily.mutate(bucket=_bucket(daily.customer_id, buckets)), path, partition_by=("bucket",)
+    )
+    log.info("daily event aggregate written to %s (%d customer buckets)", path, buckets)
+    return tables.replace(
+        events_daily=con.read_parquet(
+            f"{path}/*/*.parquet", hive_partitioning=True, table_name="events_daily"
+        )
+    )
+
+
+def _only_bucket(tables: Tables, bucket: int, buckets: int) -> Tables:
+    """The event-like tables restricted to one customer bucket (all rows when `buckets` is 1).
+
+    `customers` stays whole: profile features decide from all customers which attributes are
+    features (e.g. how many categories a column has), and a bucket must not change that.
+    """
+    changed: dict[str, ibis.Table | None] = {}
+    for name in ("churn_events", "events", "responses", "tickets", "events_daily"):
+        table = getattr(tables, name)
+        if table is None:
+            continue
+        if "bucket" in table.columns:  # the partitioned daily aggregate: prune partitions
+            if buckets > 1:
+                table = table.filter(table.bucket == bucket)
+            changed[name] = table.drop("bucket")
+        elif buckets > 1:
+            changed[name] = table.filter(_bucket(table.customer_id, buckets) == bucket)
+    return tables.replace(**changed)
 
 
 def write_feature_table(
@@ -145,12 +183,14 @@ def write_feature_table(
     work = Path(tempfile.mkdtemp(prefix="featurize-")) if own_tmp else Path(work_dir)  # type: ignore[arg-type]
     work.mkdir(parents=True, exist_ok=True)
     try:
-        cached = with_cached_daily_events(tables, cfg, con, work)
         cutoffs = cutoffs_of(spine)
+        chunks = _chunks(spine, cutoffs, rows_per_chunk)
+        most = max((buckets for _, _, buckets in chunks), default=1)
+        cached = with_cached_daily_events(tables, cfg, con, work, most)
         extra = [c for c in spine.columns if c not in KEYS]
         parts: list[Path] = []
         catalog: tuple[FeatureInfo, ...] = ()
-        for i, (group, bucket, buckets) in enumerate(_chunks(spine, cutoffs, rows_per_chunk)):
+        for i, (group, bucket, buckets) in enumerate(chunks):
             lo, hi = group[0], group[-1]
             ctype = spine.cutoff.type()
             chunk = spine.filter(
@@ -159,7 +199,7 @@ def write_feature_table(
             if buckets > 1:
                 chunk = chunk.filter(_bucket(chunk.customer_id, buckets) == bucket)
             chunk = chunk.view()
-            fs = build_features(cached, chunk, cfg)
+            fs = build_features(_only_bucket(cached, bucket, buckets), chunk, cfg)
             catalog = fs.catalog
             joined = chunk.left_join(fs.table, list(KEYS))
             expr = joined.select(*KEYS, *extra, *[f.name for f in catalog]).order_by(list(KEYS))
@@ -171,7 +211,7 @@ def write_feature_table(
                 lo.date(), hi.date(), bucket + 1, buckets,
             )
         if not parts:
-            fs = build_features(cached, spine, cfg)
+            fs = build_features(_only_bucket(cached, 0, 1), spine, cfg)
             catalog = fs.catalog
             empty = spine.left_join(fs.table, list(KEYS)).select(
                 *KEYS, *extra, *[f.name for f in catalog]
@@ -199,10 +239,14 @@ def _chunks(
     (scoring a million customers at one as-of date) is split into customer-hash buckets, so
     memory stays bounded by the chunk size, not by the customer count.
     """
+    groups = _cutoff_groups(spine, cutoffs, rows_per_chunk)
+    # one bucket count for every group that needs splitting: the partitions of the cached event
+    # aggregate are made once, by that count
+    most = max((-(-n // rows_per_chunk) for _, n in groups), default=1)
     return [
         (group, bucket, buckets)
-        for group, n in _cutoff_groups(spine, cutoffs, rows_per_chunk)
-        for buckets in [max(1, -(-n // rows_per_chunk))]
+        for group, n in groups
+        for buckets in [most if n > rows_per_chunk else 1]
         for bucket in range(buckets)
     ]
 
