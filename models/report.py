@@ -303,6 +303,9 @@ class ReportContent:
     alerts_header: dict[str, Any] = field(default_factory=dict)
     alerts_note: str = ""
     top_table: int = 30
+    kpis: dict[str, Any] | None = None  # reports/kpis.json (models/kpis.py)
+    kpi_images: list[tuple[str, str]] = field(default_factory=list)  # (title, data URI)
+    kpis_note: str = ""
 
 
 CSS = """
@@ -336,6 +339,7 @@ small{color:#666}
 """
 
 SECTIONS: tuple[tuple[str, str], ...] = (
+    ("kpis", "Churn KPIs"),
     ("importance", "Global drivers"),
     ("beeswarm", "Beeswarm"),
     ("dependence", "Top drivers in detail"),
@@ -561,9 +565,83 @@ def _alerts_section(c: ReportContent) -> str:
     )
 
 
+def kpi_table(kpis: dict[str, Any]) -> pd.DataFrame:
+    """One row per segment level: pooled churn, MRR churn, NRR and the latest month's figures."""
+    rows = []
+    for segment, v in (kpis.get("churn") or {}).items():
+        latest = v.get("latest_month") or {}
+        rows.append(
+            {
+                "segment": "all customers" if segment == "all" else segment.replace("=", ": "),
+                "churn_rate": v.get("churn_rate"),
+                "mrr_churn_rate": v.get("mrr_churn_rate"),
+                "nrr": v.get("nrr"),
+                "churned": v.get("churned"),
+                "latest_active": latest.get("active_start"),
+                "latest_churn_rate": latest.get("churn_rate"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def experience_table(kpis: dict[str, Any]) -> pd.DataFrame:
+    """CSAT (% satisfied) per touchpoint and NPS per survey, over all customers."""
+    rows = []
+    experience = kpis.get("experience") or {}
+    for touchpoint, by_segment in (experience.get("csat_pct") or {}).items():
+        overall = by_segment.get("all") or {}
+        rows.append(
+            {"measure": f"CSAT % satisfied: {touchpoint}", "value": overall.get("value"),
+             "responses": overall.get("responses")}
+        )  # fmt: skip
+    for survey, by_segment in (experience.get("nps") or {}).items():
+        overall = by_segment.get("all") or {}
+        rows.append(
+            {"measure": f"NPS: {survey}", "value": overall.get("value"),
+             "responses": overall.get("responses")}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _kpis_section(c: ReportContent) -> str:
+    if c.kpis is None:
+        return f"<p>{_e(c.kpis_note)}</p>"
+    k = c.kpis
+    months = k.get("months") or {}
+    churn = html_table(
+        kpi_table(k),
+        [
+            ("segment", "Segment", ""),
+            ("churn_rate", "Monthly churn", "pct"),
+            ("mrr_churn_rate", "MRR churn", "pct"),
+            ("nrr", "Net revenue retention", "pct"),
+            ("churned", "Churned", "int"),
+            ("latest_active", "Active (latest month)", "int"),
+            ("latest_churn_rate", "Churn (latest month)", "pct"),
+        ],
+    )
+    experience = html_table(
+        experience_table(k),
+        [("measure", "Measure", ""), ("value", "Value", "num"), ("responses", "Responses", "int")],
+    )
+    cohorts = k.get("cohort_retention_pooled") or {}
+    cohort_text = ", ".join(f"{m.replace('_', ' ')}: {_fmt(v, 'pct')}" for m, v in cohorts.items())
+    images = "".join(
+        f"<figure>{_img(uri, title)}<figcaption>{_e(title)}</figcaption></figure>"
+        for title, uri in c.kpi_images
+    )
+    return (
+        f"<p class='note'>Monthly figures from {_e(months.get('first'))} to "
+        f"{_e(months.get('last'))} ({_e(k.get('definition'))} churn definition), pooled over the "
+        f"months; the full tables are in reports/kpis/. Cohort retention (share still active "
+        f"after signup): {_e(cohort_text)}.</p>{churn}<h3>Experience</h3>{experience}{images}"
+    )
+
+
 def render_html(c: ReportContent) -> str:
     """The whole report page as one self-contained HTML string."""
     bodies = {
+        "kpis": _kpis_section(c),
         "importance": _importance_section(c),
         "beeswarm": (
             "<p class='note'>Each dot is one sampled customer; position = the feature's push on "

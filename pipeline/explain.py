@@ -6,6 +6,7 @@ reports/drivers/ (index.html + CSV tables) atomically and logs it to the model's
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -49,6 +50,19 @@ def _alerts(path: Path) -> tuple[pd.DataFrame | None, dict[str, Any], str]:
     data = _read_json(path, "re-run `churn alert-backtest` to rewrite it")
     table, header = ex.alerts_backtest_table(data, str(path))
     return table, header, ""
+
+
+def _kpis(report_path: Path, plots_dir: Path) -> tuple[dict[str, Any] | None, list, str]:
+    """The churn KPIs of `churn kpis` and its plots (embedded as data URIs), or a note."""
+    if not report_path.exists():
+        return None, [], f"{report_path} not found: the KPIs appear here once `churn kpis` has run."
+    kpis = _read_json(report_path, "re-run `churn kpis` to rewrite it")
+    images = [
+        (png.stem.replace("_", " ").capitalize(),
+         "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii"))
+        for png in sorted(plots_dir.glob("*.png"))
+    ]  # fmt: skip
+    return kpis, images, ""
 
 
 def _header(summary: dict[str, Any], sample: pd.DataFrame, total_rows: int) -> dict[str, Any]:
@@ -156,6 +170,7 @@ def build(params: Params) -> dict[str, Any]:
 
     tables, notes = _tables(params, result, rows, catalog)
     alerts, alerts_header, alerts_note = _alerts(Path(e.alerts_backtest))
+    kpis, kpi_images, kpis_note = _kpis(Path(e.kpis_report), Path(e.kpis_dir))
     header = _header(summary, sample, len(predictions))
     images, dependence = report.draw_figures(
         result,
@@ -180,6 +195,9 @@ def build(params: Params) -> dict[str, Any]:
         alerts_header=alerts_header,
         alerts_note=alerts_note,
         top_table=e.top_table,
+        kpis=kpis,
+        kpi_images=kpi_images,
+        kpis_note=kpis_note,
     )
     if alerts is not None:
         tables["alerts_backtest.csv"] = alerts

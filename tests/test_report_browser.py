@@ -34,6 +34,7 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
 )
 SECTION_IDS = (
+    "kpis",
     "importance",
     "beeswarm",
     "dependence",
