@@ -34,9 +34,10 @@ from models.metrics import (
     tenure_band,
 )
 from models.plots import curves, summary_figure
+from models.profit import profit_report
 from models.split import LABEL, TrainingDataError
 from models.train import BOOSTER_FILE, META_FILE, ChurnModel
-from pipeline.config import EvaluateParams, Params, ParamsError, load_params
+from pipeline.config import EvaluateParams, Params, ParamsError, ValueParams, load_params
 from pipeline.io import write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,26 @@ def truth_check(
     return out
 
 
+def profit_curves(
+    predictions: pd.DataFrame, rows: pd.DataFrame, v: ValueParams, plots_dir: Path
+) -> dict[str, Any]:
+    """Profit of contacting the top k% by each ranking (models/profit.py); plots_dir/profit/."""
+    if v.fee_column not in rows.columns:
+        log.warning("profit curve skipped: no fee column %r in the model table", v.fee_column)
+        return {
+            "skipped": True,
+            "reason": f"the model table has no column {v.fee_column!r} (value.fee_column); "
+            "set value.fee_column to the monthly fee feature",
+        }
+    frame = predictions.assign(monthly_fee=pd.to_numeric(rows[v.fee_column]).to_numpy())
+    report, per_model = profit_report(frame, MODELS, v)
+    for name, curve in per_model.items():
+        write_text(
+            plots_dir / "profit" / f"{name}.csv", curve.to_csv(index=False, float_format="%.6g")
+        )
+    return {"skipped": False, **report}
+
+
 def _scalars(prefix: str, obj: dict[str, Any]) -> dict[str, float]:
     return {
         f"{prefix}{k}": float(v)
@@ -266,6 +287,8 @@ def run(params: Params) -> dict[str, Any]:
     segments_detail = metrics.pop("_segments_detail")
     per_model = write_plots(predictions, Path(p.plots_dir), p.ece_bins)
     truth = truth_check(predictions, rows, model, p)
+    profit = profit_curves(predictions, rows, params.value, Path(p.plots_dir))
+    write_json(params.value.profit_report, profit)
     write_json(p.metrics, metrics)
     write_json(p.segments_report, segments_detail)
     write_json(p.truth_report, truth)
@@ -275,7 +298,13 @@ def run(params: Params) -> dict[str, Any]:
         metrics,
         truth,
         per_model,
-        [Path(p.metrics), Path(p.segments_report), Path(p.truth_report), Path(p.plots_dir)],
+        [
+            Path(p.metrics),
+            Path(p.segments_report),
+            Path(p.truth_report),
+            Path(params.value.profit_report),
+            Path(p.plots_dir),
+        ],
     )
     write_json(p.promotion_report, decision)
     log.info(
@@ -287,7 +316,16 @@ def run(params: Params) -> dict[str, Any]:
         metrics["ece"],
         "promoted to champion" if decision.get("promoted") else "not promoted",
     )
-    return {"metrics": metrics, "truth": truth, "promotion": decision}
+    if not profit["skipped"]:
+        best = profit["models"]["model"]
+        log.info(
+            "profit: best contact list = top %d%% by expected gain, profit %.0f (logreg %.0f, "
+            "rule %.0f, random %.0f at the same k)",
+            best["best_percent"],
+            best["best_profit"],
+            *(profit["at_our_best_percent"]["profit"][m] for m in ("logreg", "rule", "random")),
+        )
+    return {"metrics": metrics, "truth": truth, "promotion": decision, "profit": profit}
 
 
 def main(params_path: Path | str = "params.yaml") -> int:

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,15 @@ import pyarrow as pa
 
 from models import tracking
 from models.baselines import fit_logreg, fit_single_feature_rule, predict_logreg
+from models.leakage import LeakageReport, LeakageSettings, screen_model_table
 from models.metrics import binary_metrics
-from models.split import LABEL, TrainingDataError, check_trainable, split_by_cutoff
+from models.split import (
+    LABEL,
+    NON_FEATURE_COLUMNS,
+    TrainingDataError,
+    check_trainable,
+    split_by_cutoff,
+)
 from models.train import ChurnModel, train_model
 from pipeline.config import Params, ParamsError, load_params
 from pipeline.io import AtomicDirectory, write_json, write_parquet
@@ -64,7 +71,12 @@ def fit_all(table: pd.DataFrame, params: Params, source: str) -> dict[str, Any]:
     sp = params.split
     split = split_by_cutoff(table, sp.valid_cutoffs, sp.test_cutoffs, sp.min_train_cutoffs, source)
     check_trainable(split, params.train.min_positives, source)
-    model = train_model(split, params.train, source)
+    leakage = _leakage_guard(split.train, params)
+    train_params = replace(
+        params.train,
+        exclude_features=(*params.train.exclude_features, *leakage.excluded),
+    )
+    model = train_model(split, train_params, source)
     logreg = fit_logreg(
         split, model.spec, params.train.baselines.logreg_c, params.train.baselines.logreg_max_levels
     )
@@ -89,7 +101,24 @@ def fit_all(table: pd.DataFrame, params: Params, source: str) -> dict[str, Any]:
         "logreg": logreg,
         "rule": rule,
         "predictions": predictions,
+        "leakage": leakage,
     }
+
+
+def _leakage_guard(train: pd.DataFrame, params: Params) -> LeakageReport:
+    """Screen the TRAINING cutoffs' features for label leaks (models/leakage.py)."""
+    g = params.leakage
+    settings = LeakageSettings(
+        auc_threshold=g.auc_threshold,
+        rule_threshold=g.rule_threshold,
+        missing_purity=g.missing_purity,
+        min_filled_rows=g.min_filled_rows,
+        folds=g.folds,
+        smoothing=g.smoothing,
+        seed=g.seed,
+    )
+    skip = {*NON_FEATURE_COLUMNS, *params.train.exclude_features}
+    return screen_model_table(train, LABEL, skip, settings, g.allow_leaky, g.max_rows)
 
 
 def _log_run(
@@ -111,6 +140,7 @@ def _log_run(
             "rule_feature": fitted["rule"].feature,
             "test_cutoffs": ",".join(c.isoformat() for c in split.test_cutoffs),
             "features_sha256": tracking.file_digest(features_path),
+            "leakage_excluded": ",".join(fitted["leakage"].excluded) or "-",
         }
         mlflow.log_params({k: v for k, v in run_params.items() if v is not None})
         for name, col in (("", "p_model"), ("logreg_", "p_logreg"), ("rule_", "p_rule")):
@@ -130,6 +160,8 @@ def _log_run(
             mlflow.log_artifact(str(catalog))
         mlflow.log_dict(model.spec.to_dict(), "feature_spec.json")
         mlflow.log_dict(model.info, "train_info.json")
+        mlflow.log_dict(fitted["leakage"].to_dict(), "leakage.json")
+        mlflow.log_metric("leakage_suspects", len(fitted["leakage"].suspects))
         mlflow.set_tags({"stage": "train", "features_file": str(features_path)})
         version = tracking.log_and_register(model_dir, params.registry.model_name, run.info.run_id)
         return {
@@ -173,6 +205,7 @@ def run(params: Params) -> dict[str, Any]:
         "tuning": model.info["tuning"],
         "rule": fitted["rule"].describe(),
         "split": split.describe(),
+        "leakage": fitted["leakage"].to_dict(),
     }
     write_parquet(
         p.predictions, pa.Table.from_pandas(fitted["predictions"]["test"], preserve_index=False)
