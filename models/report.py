@@ -306,6 +306,8 @@ class ReportContent:
     kpis: dict[str, Any] | None = None  # reports/kpis.json (models/kpis.py)
     kpi_images: list[tuple[str, str]] = field(default_factory=list)  # (title, data URI)
     kpis_note: str = ""
+    # more sections after the standard ones: (id, title, HTML body), e.g. the leakage guard
+    extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 CSS = """
@@ -638,6 +640,36 @@ def _kpis_section(c: ReportContent) -> str:
     )
 
 
+def leakage_section(suspects: Sequence[dict[str, Any]], dropped: dict[str, str]) -> str:
+    """Body of the leakage-guard section: suspects with their evidence, and dropped columns.
+
+    Each suspect: column, auc, rule, filled_share, reasons (list), kept (bool).
+    """
+    if suspects:
+        rows = "".join(
+            f"<tr><td>{_e(s['column'])}</td><td class='num'>{float(s['auc']):.4f}</td>"
+            f"<td>{_e(s['rule'])}</td><td class='num'>{float(s['filled_share']):.1%}</td>"
+            f"<td>{_e('; '.join(s['reasons']))}</td><td>{'kept' if s['kept'] else 'excluded'}"
+            "</td></tr>"
+            for s in suspects
+        )
+        body = (
+            "<p class='note'>Columns that separate the label almost perfectly on their own, or "
+            "are filled in only for one class, usually leak it (written because the customer "
+            "churned). Measured on training rows only.</p><table><tr><th>column</th><th>AUC"
+            "</th><th>best one-split rule</th><th>filled</th><th>evidence</th><th>model</th>"
+            f"</tr>{rows}</table>"
+        )
+    else:
+        body = "<p class='note'>No column separates the label on its own: no leakage suspect.</p>"
+    drops = "".join(f"<tr><td>{_e(c)}</td><td>{_e(r)}</td></tr>" for c, r in dropped.items())
+    if drops:
+        body += (
+            f"<h3>Columns not used</h3><table><tr><th>column</th><th>why</th></tr>{drops}</table>"
+        )
+    return body
+
+
 def render_html(c: ReportContent) -> str:
     """The whole report page as one self-contained HTML string."""
     bodies = {
@@ -655,10 +687,11 @@ def render_html(c: ReportContent) -> str:
         "touchpoints": _touchpoints_section(c),
         "alerts": _alerts_section(c),
     }
-    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)
+    listed = [*SECTIONS, *((key, title) for key, title, _ in c.extra_sections)]
+    bodies.update({key: body for key, _, body in c.extra_sections})
+    nav = "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in listed)
     sections = "".join(
-        f'<section id="{key}"><h2>{_e(title)}</h2>{bodies[key]}</section>'
-        for key, title in SECTIONS
+        f'<section id="{key}"><h2>{_e(title)}</h2>{bodies[key]}</section>' for key, title in listed
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

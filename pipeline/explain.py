@@ -65,6 +65,19 @@ def _kpis(report_path: Path, plots_dir: Path) -> tuple[dict[str, Any] | None, li
     return kpis, images, ""
 
 
+def _leakage(summary: dict[str, Any]) -> str:
+    """The leakage guard's findings on the training cutoffs (reports/train.json, `train`)."""
+    found = summary.get("leakage")
+    if not found:
+        return "<p class='note'>The training summary has no leakage-guard result.</p>"
+    excluded = set(found.get("excluded", []))
+    suspects = [
+        {**s, "column": s["feature"], "kept": s["feature"] not in excluded}
+        for s in found.get("suspects", [])
+    ]
+    return report.leakage_section(suspects, summary.get("dropped_features") or {})
+
+
 def _header(summary: dict[str, Any], sample: pd.DataFrame, total_rows: int) -> dict[str, Any]:
     cutoffs = sorted({pd.Timestamp(c).date().isoformat() for c in sample["cutoff"]})
     churners = int(sample[LABEL].sum())
@@ -198,6 +211,7 @@ def build(params: Params) -> dict[str, Any]:
         kpis=kpis,
         kpi_images=kpi_images,
         kpis_note=kpis_note,
+        extra_sections=[("leakage", "Leakage guard", _leakage(summary))],
     )
     if alerts is not None:
         tables["alerts_backtest.csv"] = alerts

@@ -142,36 +142,6 @@ def _catalog(schema: sn.SnapshotSchema) -> pd.DataFrame:
     return ex.catalog_frame(entries, "snapshot schema")
 
 
-def _leakage_html(suspects: list[dict[str, Any]], dropped: dict[str, str]) -> str:
-    from html import escape
-
-    if suspects:
-        rows = "".join(
-            f"<tr><td>{escape(str(s['column']))}</td><td class='num'>{s['auc']:.4f}</td>"
-            f"<td>{escape(s['rule'])}</td><td class='num'>{s['filled_share']:.1%}</td>"
-            f"<td>{escape('; '.join(s['reasons']))}</td><td>{'kept' if s['kept'] else 'excluded'}"
-            "</td></tr>"
-            for s in suspects
-        )
-        body = (
-            "<p class='note'>Columns that separate the label almost perfectly on their own, or "
-            "are filled in only for one class, usually leak it (written because the customer "
-            "churned). Measured on training rows only.</p><table><tr><th>column</th><th>AUC"
-            "</th><th>best one-split rule</th><th>filled</th><th>evidence</th><th>model</th>"
-            f"</tr>{rows}</table>"
-        )
-    else:
-        body = "<p class='note'>No column separates the label on its own: no leakage suspect.</p>"
-    drops = "".join(
-        f"<tr><td>{escape(str(c))}</td><td>{escape(r)}</td></tr>" for c, r in dropped.items()
-    )
-    if drops:
-        body += (
-            f"<h3>Columns not used</h3><table><tr><th>column</th><th>why</th></tr>{drops}</table>"
-        )
-    return f'<section id="leakage"><h2>Leakage guard and dropped columns</h2>{body}</section>'
-
-
 def driver_report(
     model: sn.SnapshotModel,
     schema: sn.SnapshotSchema,
@@ -225,12 +195,13 @@ def driver_report(
         images=images,
         dependence=dependence,
         alerts_note="Snapshot table: no early-warning rules are evaluated.",
+        kpis_note="Snapshot table (one row per customer): no monthly churn KPIs.",
+        extra_sections=[
+            ("leakage", "Leakage guard", report.leakage_section(suspects, schema.dropped))
+        ],
     )
-    html = report.render_html(content)
-    html = html.replace("</main>", _leakage_html(suspects, schema.dropped) + "</main>", 1)
-    html = html.replace("</nav>", '<a href="#leakage">Leakage guard</a></nav>', 1)
     return {
-        "html": html,
+        "html": report.render_html(content),
         "tables": {"importance.csv": importance, "segments.csv": segments},
     }
 

@@ -42,6 +42,7 @@ SECTION_IDS = (
     "segments",
     "touchpoints",
     "alerts",
+    "leakage",
 )
 
 # Every attribute value and stylesheet rule that points at the network.
