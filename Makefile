@@ -33,7 +33,7 @@ browser:
 		$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

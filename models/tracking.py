@@ -22,8 +22,17 @@ CHAMPION = "champion"
 
 
 def tracking_uri(default: str) -> str:
-    """MLFLOW_TRACKING_URI when set, else the params default (sqlite:///mlflow.db)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default
+    """MLFLOW_TRACKING_URI when set, else the params default (sqlite:///mlflow.db).
+
+    A relative SQLite path is made absolute (from the current directory): MLflow keeps one store
+    per URI string in a process, so `sqlite:///mlflow.db` would otherwise stay bound to the
+    directory where it was first used.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or default
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri.removeprefix(prefix)).resolve())
+    return uri
 
 
 def setup_tracking(default_uri: str, experiment: str) -> str:

@@ -66,7 +66,7 @@ def default_as_of(tables: Any) -> dt.datetime:
 def build_scoring_table(params: Params, as_of: str | dt.datetime | None, work: Path) -> tuple:
     """Write the scoring feature table; return (as_of, catalog by name)."""
     cfg, sp = params.featurize, params.score
-    con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
+    con = connect(sp.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
     try:
         tables = load_tables(con, sp.interim_dir)
         cutoff = utc_midnight(as_of) if as_of is not None else default_as_of(tables)
