@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -280,6 +281,13 @@ def main(
     except ValueError as exc:  # feature columns that do not match the model, bad as-of date
         log.error("score: %s", exc)
         return EXIT_BAD_INPUT
+    except duckdb.OutOfMemoryException as exc:
+        log.error(
+            "score: DuckDB ran out of memory building the scoring table (%s). Raise "
+            "score.duckdb_memory_limit, or lower score.chunk_rows; the previous scores are intact.",
+            str(exc).splitlines()[0],
+        )
+        return 1
     return 0
 
 
