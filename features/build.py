@@ -125,16 +125,19 @@ def with_cached_daily_events(
     """
     if tables.events is None:
         return tables
-    daily = daily_events(tables.events, all_event_types(cfg))
     if buckets <= 1:
         path = work_dir / "events_daily.parquet"
-        daily.to_parquet(path)
+        daily_events(tables.events, all_event_types(cfg)).to_parquet(path)
         log.info("daily event aggregate written to %s", path)
         return tables.replace(events_daily=con.read_parquet(path, table_name="events_daily"))
+    # One aggregation per bucket: each holds only its customers' groups in memory, so the
+    # memory needed stays that of one bucket however many customers there are.
     path = work_dir / "events_daily"
-    con.to_parquet(
-        daily.mutate(bucket=_bucket(daily.customer_id, buckets)), path, partition_by=("bucket",)
-    )
+    for bucket in range(buckets):
+        events = tables.events.filter(_bucket(tables.events.customer_id, buckets) == bucket)
+        part = path / f"bucket={bucket}"
+        part.mkdir(parents=True, exist_ok=True)
+        daily_events(events, all_event_types(cfg)).to_parquet(part / "data.parquet")
     log.info("daily event aggregate written to %s (%d customer buckets)", path, buckets)
     return tables.replace(
         events_daily=con.read_parquet(
