@@ -169,7 +169,7 @@ _REWRITE = (
     (re.compile(r";.*$"), ""),  # "; null if never"
     (re.compile(r"\s+(before|to) the cutoff( day)?"), ""),
     (re.compile(r"\bin the (\d+) days\b"), r"in the last \1 days"),
-    (re.compile(r"^days from the (last .*?)(?: event)?'s day$"), r"days since the \1"),
+    (re.compile(r"^days from the (last .*?)(?: event)?'s (?:opening )?day$"), r"days since the \1"),
     (re.compile(r"^days from the signup day$"), "days since signup"),
     (re.compile(r" and not closed before it$"), " and still open"),
 )
