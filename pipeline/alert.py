@@ -385,19 +385,23 @@ def run_backtest(cfg: AlertParams, horizon_days: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- entry points
 
 
+# Bad rules, lexicon, params or input tables: exit code 2 with the message.
+BAD_INPUT = (
+    RuleError,
+    LexiconError,
+    ParamsError,
+    TableContractError,
+    FileNotFoundError,
+    ValueError,
+)
+
+
 def main(params_path: Path | str = "params.yaml", as_of: str | None = None) -> int:
     """Entry point of the `alert` stage; returns the exit code."""
     try:
         cfg = load_params(params_path).alert
         run(cfg, as_of)
-    except (
-        RuleError,
-        LexiconError,
-        ParamsError,
-        TableContractError,
-        FileNotFoundError,
-        ValueError,
-    ) as exc:
+    except BAD_INPUT as exc:
         log.error("%s", exc)
         return EXIT_BAD_INPUT
     return 0
@@ -408,14 +412,7 @@ def main_backtest(params_path: Path | str = "params.yaml") -> int:
     try:
         params = load_params(params_path)
         run_backtest(params.alert, params.label.horizon_days)
-    except (
-        RuleError,
-        LexiconError,
-        ParamsError,
-        TableContractError,
-        FileNotFoundError,
-        ValueError,
-    ) as exc:
+    except BAD_INPUT as exc:
         log.error("%s", exc)
         return EXIT_BAD_INPUT
     return 0
