@@ -211,7 +211,10 @@ def write_feature_table(
             parts.append(part)
             log.info(
                 "features for cutoffs %s .. %s (customer bucket %d of %d) written",
-                lo.date(), hi.date(), bucket + 1, buckets,
+                lo.date(),
+                hi.date(),
+                bucket + 1,
+                buckets,
             )
         if not parts:
             fs = build_features(_only_bucket(cached, 0, 1), spine, cfg)

@@ -94,7 +94,6 @@ def score(
     raise typer.Exit(stage.main(params, as_of=as_of, model_uri=model, csv=csv))
 
 
-
 @app.command()
 def kpis(params: ParamsOpt = Path("params.yaml")) -> None:
     """Monthly churn, MRR churn, NRR, cohort retention, NPS/CSAT, repeat purchases by segment."""

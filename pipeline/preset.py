@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import typer
 from ruamel.yaml import YAML
 
 from pipeline.config import Params, ParamsError, from_dict
@@ -72,6 +73,5 @@ def main(preset: Path | str, params_path: Path | str = "params.yaml") -> int:
     except ParamsError as exc:
         log.error("preset: %s", exc)
         return 2
-    for key in changed:
-        print(key)
+    typer.echo("\n".join(changed))
     return 0

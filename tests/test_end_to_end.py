@@ -27,7 +27,10 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def _copy_project(dest: Path) -> None:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     for rel in listed:
         src = ROOT / rel
@@ -47,7 +50,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         subprocess.run(cmd, cwd=dest, check=True)
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-        cwd=dest, check=True,
+        cwd=dest,
+        check=True,
     )
     result = _run([str(BIN / "dvc"), "repro"], dest)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

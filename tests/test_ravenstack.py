@@ -1,5 +1,5 @@
-"""`dvc repro` on the RavenStack preset (configs/ravenstack.yaml): a foreign relational schema mapped
-to the contract with DuckDB SQL only runs end to end, with every source row accounted for."""
+"""`dvc repro` on the RavenStack preset (configs/ravenstack.yaml): a foreign relational schema
+mapped to the contract with DuckDB SQL only runs end to end, with every source row accounted for."""
 
 from __future__ import annotations
 
