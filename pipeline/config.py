@@ -268,7 +268,7 @@ class ScoreParams:
     as_of: str | None = None  # default: the day after the latest timestamp in the data
     reasons: int = 3  # reason codes per customer
     chunk_rows: int = 100_000  # customers per chunk (features and scoring): bounds memory
-    duckdb_memory_limit: str = "2GB"  # the scoring table's DuckDB work (spills beyond this)
+    duckdb_memory_limit: str = "1GB"  # the scoring table's DuckDB work (spills beyond this)
     # probability thresholds, a customer gets the highest tier it reaches; below all: default_tier
     risk_tiers: dict[str, float] = field(
         default_factory=lambda: {"critical": 0.3, "high": 0.15, "medium": 0.08}
