@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from features.catalog import GROUP_CHURN_TYPE
 from models import explain as ex
+from models import tracking
 from models.split import TrainingDataError
 from pipeline import explain as explain_stage
 from pipeline.cli import app
@@ -386,7 +387,7 @@ def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_projec
     assert not re.search(r"""(src|href)=["']?https?:""", page)
     assert page.count('src="data:image/png;base64,') >= 6
 
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    client = MlflowClient(tracking_uri=tracking.tracking_uri("sqlite:///mlflow.db"))
     logged = {a.path for a in client.list_artifacts(summary["run_id"], "drivers")}
     assert {"drivers/index.html", "drivers/importance.csv"} <= logged
 

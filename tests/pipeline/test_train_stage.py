@@ -16,6 +16,7 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from models import tracking
 from pipeline import evaluate as evaluate_stage
 from pipeline import train as train_stage
 from pipeline.cli import app
@@ -106,7 +107,7 @@ def test_train_and_evaluate_end_to_end_then_a_worse_challenger_is_not_promoted(
     first = json.loads(Path("reports/promotion.json").read_text())
     assert first["promoted"] is True and first["reason"] == "no champion yet"
     summary = json.loads(Path("reports/train.json").read_text())
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    client = MlflowClient(tracking_uri=tracking.tracking_uri("sqlite:///mlflow.db"))
     run = client.get_run(summary["run_id"])
     assert "test_pr_auc" in run.data.metrics and "test_logreg_roc_auc" in run.data.metrics
     assert "valid_roc_auc" in run.data.metrics and run.data.params["lgb.deterministic"] == "True"
