@@ -20,7 +20,9 @@ run: $(STAMP)
 	$(BIN)/dvc repro
 	@echo ""
 	@echo "Done. Reports:"
-	@ls -1 reports/*.json reports/*.md reports/drivers/index.html 2>/dev/null | sed 's/^/  /' || true
+	@echo "  driver report (open in a browser): reports/drivers/index.html"
+	@ls -1 reports/*.json reports/*.md reports/*.csv 2>/dev/null | sed 's/^/  /' || true
+	@echo "  scores: data/scores/scores.parquet (and .csv); alerts: data/alerts/alerts.csv"
 	@echo "  data: data/interim/ (validated tables), data/quarantine/ (rejected rows)"
 	@echo "  MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
