@@ -120,8 +120,8 @@ def with_cached_daily_events(
     """Aggregate raw events per (customer, type, day) once, to Parquet, and read them back.
 
     All event features read this aggregate; the raw event table is scanned once per run. With
-    `buckets` > 1 the aggregate is partitioned by customer bucket (a `bucket` column, one
-    directory each) so that a bucket's features read only its own customers' rows.
+    `buckets` > 1 the events and their aggregate are partitioned by customer bucket (a `bucket`
+    column, one directory each) so that a bucket's features read only its own customers' rows.
     """
     if tables.events is None:
         return tables
@@ -130,19 +130,34 @@ def with_cached_daily_events(
         daily_events(tables.events, all_event_types(cfg)).to_parquet(path)
         log.info("daily event aggregate written to %s", path)
         return tables.replace(events_daily=con.read_parquet(path, table_name="events_daily"))
-    # One aggregation per bucket: each holds only its customers' groups in memory, so the
-    # memory needed stays that of one bucket however many customers there are.
+    # One streaming pass splits the events the features read by customer bucket (a partitioned
+    # copy, no aggregation); then each bucket is aggregated on its own, so the memory needed stays
+    # that of one bucket however many customers there are.
+    types = list(all_event_types(cfg))
+    wanted = tables.events.filter(tables.events.event_type.isin(types))
+    split = work_dir / "events_by_bucket"
+    con.to_parquet(
+        wanted.mutate(bucket=_bucket(wanted.customer_id, buckets)), split, partition_by=("bucket",)
+    )
+    if not any(split.glob("*/*.parquet")):  # none of the event types occur
+        return with_cached_daily_events(tables, cfg, con, work_dir, 1)
+    events = con.read_parquet(
+        f"{split}/*/*.parquet", hive_partitioning=True, table_name="events_by_bucket"
+    )
     path = work_dir / "events_daily"
     for bucket in range(buckets):
-        events = tables.events.filter(_bucket(tables.events.customer_id, buckets) == bucket)
         part = path / f"bucket={bucket}"
         part.mkdir(parents=True, exist_ok=True)
-        daily_events(events, all_event_types(cfg)).to_parquet(part / "data.parquet")
+        one = events.filter(events.bucket == bucket).drop("bucket")
+        daily_events(one, types).to_parquet(part / "data.parquet")
     log.info("daily event aggregate written to %s (%d customer buckets)", path, buckets)
+    # `events` becomes the bucketed copy (only the types features read): a bucket's raw events
+    # (fee changes) are then one partition, not a filtered scan of every event.
     return tables.replace(
+        events=events,
         events_daily=con.read_parquet(
             f"{path}/*/*.parquet", hive_partitioning=True, table_name="events_daily"
-        )
+        ),
     )
 
 
@@ -157,7 +172,7 @@ def _only_bucket(tables: Tables, bucket: int, buckets: int) -> Tables:
         table = getattr(tables, name)
         if table is None:
             continue
-        if "bucket" in table.columns:  # the partitioned daily aggregate: prune partitions
+        if "bucket" in table.columns:  # the bucketed copies of the events: prune partitions
             if buckets > 1:
                 table = table.filter(table.bucket == bucket)
             changed[name] = table.drop("bucket")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
 from models.train import BOOSTER_FILE, META_FILE, ChurnModel
@@ -265,10 +266,10 @@ def score_frame(
     """Calibrated probability, reasons and churn type for every row of a scoring-table chunk."""
     model = loaded.model
     x = model.model_frame(frame)
-    # The probability is exactly the model's prediction (the same call as evaluation makes);
-    # contributions only explain it.
-    probability = model.calibrator.predict(model.booster.predict(x))
     contrib = contributions(model.booster, x)
+    # The contributions add up to the raw margin (bias included): the model's prediction without
+    # a second pass over the trees (tested equal to `ChurnModel.predict` on the training rows).
+    probability = model.calibrator.predict(expit(contrib.sum(axis=1)))
     features = list(model.booster.feature_name())
     groups = {name: info.group for name, info in catalog.items()}
     out = pd.DataFrame(

@@ -19,6 +19,7 @@ Exit codes: 0 ok, 2 bad input (missing model or tables, feature columns that do 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -160,45 +161,42 @@ def write_priority(scores: Path, target: Path, params: Params) -> int:
 
 
 def write_scores(parts: list[Path], extra: pd.DataFrame, out: Path, csv: Path | None) -> int:
-    """Join the parts with the whole-population columns and write `out` (and `csv`) atomically."""
+    """Join the parts with the whole-population columns; write `out` (and `csv`) atomically,
+    both in the same pass over the parts."""
     order = ["customer_id", "as_of", "churn_probability", "risk_decile", "risk_tier"]
     order += ["monthly_fee", *VALUE_COLUMNS]
     offset = 0
-    schema: pa.Schema | None = None
-    with atomic_path(out) as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(out))
+        tmp_csv = stack.enter_context(atomic_path(csv)) if csv is not None else None
         writer: pq.ParquetWriter | None = None
+        csv_writer: pacsv.CSVWriter | None = None
+        schema: pa.Schema | None = None
         for part in parts:
-            table = pq.read_table(part)
-            n = table.num_rows
-            cols = extra.iloc[offset : offset + n].reset_index(drop=True)
+            frame = pq.read_table(part).to_pandas()
+            n = len(frame)
+            cols = extra.iloc[offset : offset + n]
             offset += n
-            frame = table.to_pandas()
             for name in cols.columns:
                 frame[name] = cols[name].to_numpy()
             rest = [c for c in frame.columns if c not in order]
             frame = frame[[c for c in order if c in frame.columns] + rest]
             arrow = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
-                schema = arrow.schema
-                writer = pq.ParquetWriter(tmp, schema)
-            writer.write_table(arrow.cast(schema))
+                schema = arrow.schema  # the first chunk's types hold for every chunk
+                writer = stack.enter_context(pq.ParquetWriter(tmp, schema))
+                if tmp_csv is not None:
+                    csv_writer = stack.enter_context(pacsv.CSVWriter(tmp_csv, schema))
+            arrow = arrow.cast(schema)
+            writer.write_table(arrow)
+            if csv_writer is not None:
+                csv_writer.write_table(arrow)
         if writer is None:
             empty = pa.table({"customer_id": pa.array([], pa.string())})
             pq.write_table(empty, tmp)
-        else:
-            writer.close()
-    if csv is not None:
-        export_csv(out, csv)
+            if tmp_csv is not None:
+                pacsv.write_csv(empty, tmp_csv)
     return offset
-
-
-def export_csv(scores: Path, csv: Path) -> None:
-    """The scores as CSV (for spreadsheets and CRMs), streamed batch by batch, atomically."""
-    pf = pq.ParquetFile(scores)
-    with atomic_path(csv) as tmp:
-        with pacsv.CSVWriter(tmp, pf.schema_arrow) as writer:
-            for batch in pf.iter_batches(batch_size=65_536):
-                writer.write_batch(batch)
 
 
 def remove_stale_work_dirs(directory: Path) -> None:
