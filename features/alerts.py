@@ -72,6 +72,15 @@ SCORE_FIELD_TYPES: dict[str, FieldType] = {
 DERIVED_FIELDS: dict[str, FieldType] = {"days_to_renewal": "number"}
 TICKET_DERIVED_FIELDS: dict[str, FieldType] = {"is_open": "bool"}
 ROUTING_COLUMNS: tuple[str, ...] = ("segment", "country", "plan", "value_tier")
+# The scores' top reasons carried onto an alert when the customer was scored.
+REASON_COLUMNS: tuple[str, ...] = (
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "reason_1_text",
+    "reason_2_text",
+    "reason_3_text",
+)
 ALERT_COLUMNS: tuple[str, ...] = (
     "alert_id",
     "as_of",
@@ -85,12 +94,7 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "evidence",
     "churn_probability",
     "value_tier",
-    "reason_1",
-    "reason_2",
-    "reason_3",
-    "reason_1_text",
-    "reason_2_text",
-    "reason_3_text",
+    *REASON_COLUMNS,
 )
 _T = "_t"  # a record's own time
 _ROW = "_row"
@@ -370,12 +374,7 @@ def _alert_rows(
         for c in (
             *ROUTING_COLUMNS,
             "churn_probability",
-            "reason_1",
-            "reason_2",
-            "reason_3",
-            "reason_1_text",
-            "reason_2_text",
-            "reason_3_text",
+            *REASON_COLUMNS,
         )
         if c not in fired.columns
     ]

@@ -11,16 +11,15 @@ import ibis
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from features.catalog import FeatureInfo, FeatureSet
+from pipeline.contracts import CONTRACTS, TABLE_ORDER
 
 log = logging.getLogger(__name__)
 
-TABLE_NAMES: tuple[str, ...] = ("customers", "churn_events", "events", "responses", "tickets")
+# The input contract is defined once, in pipeline/contracts.py.
+TABLE_NAMES: tuple[str, ...] = TABLE_ORDER
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "customers": ("customer_id", "signup_date"),
-    "churn_events": ("customer_id", "churn_date"),
-    "events": ("customer_id", "ts", "event_type"),
-    "responses": ("customer_id", "ts", "touchpoint", "metric", "score"),
-    "tickets": ("customer_id", "opened_at", "category"),
+    name: tuple(c.name for c in contract.columns if c.required)
+    for name, contract in CONTRACTS.items()
 }
 SECONDS_PER_DAY = 86_400
 

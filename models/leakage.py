@@ -48,6 +48,11 @@ class LeakageSettings:
     smoothing: float = 10.0  # level rate shrunk towards the base rate by this many rows
     seed: int = 42
 
+    @classmethod
+    def from_params(cls, p: Any) -> LeakageSettings:
+        """From the `leakage` params section (same field names; others are ignored)."""
+        return cls(**{k: getattr(p, k) for k in cls.__dataclass_fields__ if hasattr(p, k)})
+
 
 @dataclass
 class FeatureEvidence:

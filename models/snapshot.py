@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightgbm as lgb
 import mlflow
@@ -829,22 +829,22 @@ def evaluate_folds(
     return {"folds": folds, "oof": oof, "splits": splits}
 
 
-def leakage_settings(p: Any) -> LeakageSettings:
-    """LeakageSettings from LeakageParams (same field names)."""
-    names = LeakageSettings.__dataclass_fields__
-    return LeakageSettings(**{k: getattr(p, k) for k in names if hasattr(p, k)})
+T = TypeVar("T")
+
+
+def _from_params(cls: type[T], p: Any) -> T:
+    """A settings dataclass from the params section with the same field names."""
+    return cls(**{k: getattr(p, k) for k in cls.__dataclass_fields__ if hasattr(p, k)})
 
 
 def model_settings(p: Any) -> ModelSettings:
-    """ModelSettings from DataParams (same field names)."""
-    names = ModelSettings.__dataclass_fields__
-    return ModelSettings(**{k: getattr(p, k) for k in names if hasattr(p, k)})
+    """ModelSettings from DataParams."""
+    return _from_params(ModelSettings, p)
 
 
 def inference_settings(p: Any) -> InferenceSettings:
-    """InferenceSettings from DataParams (same field names)."""
-    names = InferenceSettings.__dataclass_fields__
-    return InferenceSettings(**{k: getattr(p, k) for k in names if hasattr(p, k)})
+    """InferenceSettings from DataParams."""
+    return _from_params(InferenceSettings, p)
 
 
 class SnapshotPyfunc(mlflow.pyfunc.PythonModel):

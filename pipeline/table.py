@@ -33,6 +33,7 @@ import pandas as pd
 from models import explain as ex
 from models import report, tracking
 from models import snapshot as sn
+from models.leakage import LeakageSettings
 from models.split import LABEL, TrainingDataError
 from pipeline.config import Params, ParamsError, load_params
 from pipeline.io import AtomicDirectory
@@ -406,7 +407,7 @@ def fit(job: TableJob, params: Params) -> dict[str, Any]:
     features = schema.transform(frame)
     known = ~np.isnan(y)
     settings = sn.model_settings(d)
-    guard = sn.leakage_settings(params.leakage)
+    guard = LeakageSettings.from_params(params.leakage)
     allow = job.allow_leaky or params.leakage.allow_leaky
     x, yk = features.loc[known], y[known].astype(int)
     evaluation = sn.evaluate_folds(

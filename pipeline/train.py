@@ -108,15 +108,7 @@ def fit_all(table: pd.DataFrame, params: Params, source: str) -> dict[str, Any]:
 def _leakage_guard(train: pd.DataFrame, params: Params) -> LeakageReport:
     """Screen the TRAINING cutoffs' features for label leaks (models/leakage.py)."""
     g = params.leakage
-    settings = LeakageSettings(
-        auc_threshold=g.auc_threshold,
-        rule_threshold=g.rule_threshold,
-        missing_purity=g.missing_purity,
-        min_filled_rows=g.min_filled_rows,
-        folds=g.folds,
-        smoothing=g.smoothing,
-        seed=g.seed,
-    )
+    settings = LeakageSettings.from_params(g)
     skip = {*NON_FEATURE_COLUMNS, *params.train.exclude_features}
     return screen_model_table(train, LABEL, skip, settings, g.allow_leaky, g.max_rows)
 
