@@ -39,13 +39,8 @@ def _copy_project(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dest = tmp_path_factory.mktemp("project")
-    _copy_project(dest)
-    params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
-    params["simulate"]["customers"] = 1500
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+def commit_and_repro(dest: Path) -> Path:
+    """Make the copy a git repository (DVC needs one) and run `dvc repro` in it."""
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
         subprocess.run(cmd, cwd=dest, check=True)
     subprocess.run(
@@ -56,6 +51,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = _run([str(BIN / "dvc"), "repro"], dest)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("project")
+    _copy_project(dest)
+    params = yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8"))
+    params["simulate"]["customers"] = 1500
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return commit_and_repro(dest)
 
 
 def _declared_outputs(project: Path) -> list[Path]:

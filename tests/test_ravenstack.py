@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_end_to_end import _copy_project, _run  # noqa: E402
+from test_end_to_end import _copy_project, _run, commit_and_repro  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -37,16 +36,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.symlink(SHARED, root / "shared")  # the preset reads ../shared/datasets/...
     result = _run([str(BIN / "churn"), "preset", "configs/ravenstack.yaml"], dest)
     assert result.returncode == 0, result.stderr[-2000:]
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"]):
-        subprocess.run(cmd, cwd=dest, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-        cwd=dest,
-        check=True,
-    )
-    result = _run([str(BIN / "dvc"), "repro"], dest)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return dest
+    return commit_and_repro(dest)
 
 
 def _source_rows(name: str) -> int:
