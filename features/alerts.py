@@ -46,6 +46,7 @@ from features.rules import (
     FieldType,
     Rule,
     RulesFile,
+    allowed_values,
     evaluate,
     field_types_of_frame,
     referenced_categories,
@@ -486,6 +487,27 @@ def lookback_by_source(rules_file: RulesFile) -> dict[str, int]:
         follow = rule.trigger.follow_up_source
         if follow is not None:
             out[follow] = max(out.get(follow, 0), rule.lookback_days)
+    return out
+
+
+def event_types_read(rules_file: RulesFile) -> frozenset | None:
+    """The event types any rule (or follow-up) on `events` can fire on; None = any type.
+
+    Events are by far the largest table: reading only these types keeps the window's records
+    small (logins and feature use are most events, and no default rule reads them).
+    """
+    conditions = [r.ast for r in rules_file.rules if r.source == "events"]
+    conditions += [
+        r.trigger.follow_up_ast
+        for r in rules_file.rules
+        if r.trigger.follow_up_source == "events" and r.trigger.follow_up_ast is not None
+    ]
+    out: frozenset = frozenset()
+    for node in conditions:
+        allowed = allowed_values(node, "event_type")
+        if allowed is None:
+            return None
+        out |= allowed
     return out
 
 

@@ -586,6 +586,28 @@ def referenced_fields(node: Node) -> set[str]:
     return set()
 
 
+def allowed_values(node: Node, name: str) -> frozenset | None:
+    """The values of field `name` a record must have for the condition to hold, or None when
+    the condition does not restrict it (e.g. `event_type == "x" and value > 3` → {"x"}).
+
+    Lets the caller read only those records (a filter pushed down to DuckDB) without changing
+    any result: a record outside the set can never satisfy the condition.
+    """
+    if isinstance(node, Compare) and node.op == "==":
+        for a, b in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(a, FieldRef) and a.name == name and isinstance(b, Literal_):
+                return frozenset([b.value])
+    if isinstance(node, InList) and not node.negated:
+        if isinstance(node.left, FieldRef) and node.left.name == name:
+            return frozenset(i.value for i in node.items.items)
+    if isinstance(node, BoolOp):
+        left, right = allowed_values(node.left, name), allowed_values(node.right, name)
+        if node.op == "and":
+            return left if right is None else right if left is None else left & right
+        return None if left is None or right is None else left | right
+    return None
+
+
 def referenced_categories(node: Node) -> list[str]:
     """Lexicon categories named by mentions(), in condition order."""
     if isinstance(node, Mentions):

@@ -34,6 +34,7 @@ from features.alerts import (
     Snapshot,
     backtest,
     build_alerts,
+    event_types_read,
     fields_by_source,
     lookback_by_source,
     tickets_known_at,
@@ -104,9 +105,13 @@ def load_checked_rules(
 
 
 def _records(
-    tables: Tables, lookback: dict[str, int], end: pd.Timestamp
+    tables: Tables,
+    lookback: dict[str, int],
+    end: pd.Timestamp,
+    event_types: frozenset | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The record tables the rules read, each restricted to [end - its lookback, end) in DuckDB."""
+    """The record tables the rules read, each restricted in DuckDB to [end - its lookback, end)
+    and, for events, to the types the rules can fire on (`event_types`; None = all)."""
     out = {}
     for source, days in lookback.items():
         table = getattr(tables, source)
@@ -114,7 +119,10 @@ def _records(
             continue
         col = table[TIME_COLUMNS[source]]
         start = end - pd.Timedelta(days=days)
-        frame = table.filter(col >= start.to_pydatetime(), col < end.to_pydatetime()).to_pandas()
+        table = table.filter(col >= start.to_pydatetime(), col < end.to_pydatetime())
+        if source == "events" and event_types is not None:
+            table = table.filter(table.event_type.isin(sorted(event_types, key=str)))
+        frame = table.to_pandas()
         if source == "tickets":  # nothing known at or after `end`
             frame = tickets_known_at(frame, end).drop(columns="is_open")
         out[source] = frame
@@ -214,7 +222,9 @@ def run(cfg: AlertParams, as_of: str | None = None) -> pd.DataFrame:
         feature_fields = _schema_fields(Path(cfg.score_features))
         rules_file = load_checked_rules(cfg, tables, feature_fields, score_fields)
         lexicon = load_lexicon(cfg.lexicon)
-        records = _records(tables, lookback_by_source(rules_file), moment)
+        records = _records(
+            tables, lookback_by_source(rules_file), moment, event_types_read(rules_file)
+        )
         customers = _customers(tables)
         departed = _departed(tables, moment)
         con.disconnect()
@@ -355,9 +365,10 @@ def run_backtest(cfg: AlertParams, horizon_days: int) -> dict[str, Any]:
         ]
         features = _read_optional(feature_path, needed)
         lookback = lookback_by_source(rules_file)
+        event_types = event_types_read(rules_file)
 
         def snapshot_at(cutoff: pd.Timestamp) -> Snapshot:
-            records = _records(tables, lookback, cutoff)
+            records = _records(tables, lookback, cutoff, event_types)
             at = None
             if features is not None:
                 at = features[pd.to_datetime(features["cutoff"], utc=True) == cutoff]

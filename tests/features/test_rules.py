@@ -18,6 +18,7 @@ from features.rules import (
     Mentions,
     Not,
     RuleError,
+    allowed_values,
     check_condition,
     check_rules,
     evaluate,
@@ -332,3 +333,18 @@ def test_the_shipped_rules_file_is_valid() -> None:
 def test_missing_rules_file_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match="alert.rules in params.yaml"):
         load_rules(tmp_path / "nope.yaml")
+
+
+def test_allowed_values_only_where_the_condition_requires_them() -> None:
+    def allowed(text: str) -> frozenset | None:
+        return allowed_values(parse_condition(text), "event_type")
+
+    assert allowed('event_type == "payment_failure" and value > 3') == {"payment_failure"}
+    assert allowed('event_type in ["a", "b"] and not (value > 3)') == {"a", "b"}
+    assert allowed('event_type == "a" or event_type == "b"') == {"a", "b"}
+    assert allowed('event_type in ["a", "b"] and event_type == "b"') == {"b"}
+    # not restricted: the filter must not be pushed down
+    assert allowed('event_type == "a" or value > 3') is None
+    assert allowed('not event_type == "a"') is None
+    assert allowed('event_type not in ["a"]') is None
+    assert allowed("value > 3") is None
