@@ -8,7 +8,6 @@ feature catalog's description.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -285,9 +284,3 @@ def score_frame(
     out["model_version"] = loaded.version
     out["run_id"] = loaded.run_id
     return out
-
-
-def read_catalog(path: Path | str) -> dict[str, FeatureInfo]:
-    """The feature catalog JSON written by featurize, keyed by feature name."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {d["name"]: FeatureInfo(**d) for d in data}
