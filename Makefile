@@ -35,10 +35,12 @@ browser:
 		$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }
 
 test: $(STAMP) browser
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf data reports/*.json reports/*.md artifacts mlruns mlflow.db

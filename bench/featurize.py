@@ -127,8 +127,8 @@ def generate(n_events: int, out: Path, threads: int = 2) -> dict[str, int]:
 def run_ours(data: Path, out: Path) -> None:
     """Our featurize: every family, chunked per cutoff, streamed to Parquet."""
     from features.build import write_feature_table
+    from features.settings import FeaturizeParams
     from features.tables import connect, load_tables
-    from pipeline.config import FeaturizeParams
 
     cfg = FeaturizeParams()
     con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, data / "duckdb_tmp")

@@ -13,7 +13,7 @@ shap.TreeExplainer on the same model and rows.
    peak RSS of the process tree (psutil, polled every 50 ms). Memory should not grow with the count:
    features are built and scored in chunks of `score.chunk_rows` customers.
 3. Reason codes on the first --shap-rows rows of the 100k scoring table, same booster and rows:
-   shap.TreeExplainer(booster).shap_values(x) vs models.treeshap.contributions(booster, x):
+   shap.TreeExplainer(booster).shap_values(x) vs models.explain.treeshap.contributions(booster, x):
    rows/s, speed-up, max |difference| of the contributions (log-odds) and the share of customers
    whose top-3 reasons are identical.
 """
@@ -107,7 +107,7 @@ def bench_reasons(project: Path, model_dir: Path, rows: int) -> list[dict[str, f
     import pyarrow.parquet as pq
     import shap
 
-    from models.treeshap import contributions
+    from models.explain.treeshap import contributions
     from pipeline.evaluate import load_model
 
     model = load_model(model_dir)
@@ -129,7 +129,8 @@ def bench_reasons(project: Path, model_dir: Path, rows: int) -> list[dict[str, f
     return [
         {"method": "shap.TreeExplainer", "rows": len(x), "trees": trees, "seconds": t_shap,
          "rows_per_s": len(x) / t_shap, "speedup": 1.0, "max_abs_diff": 0.0, "top3_same": 1.0},
-        {"method": "ours (models.treeshap)", "rows": len(x), "trees": trees, "seconds": t_ours,
+        {"method": "ours (models.explain.treeshap)", "rows": len(x), "trees": trees,
+         "seconds": t_ours,
          "rows_per_s": len(x) / t_ours, "speedup": t_shap / t_ours, "max_abs_diff": diff,
          "top3_same": same},
     ]  # fmt: skip

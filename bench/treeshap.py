@@ -11,7 +11,7 @@ when --rows exceeds the table) for every method:
   booster.predict(x, pred_contrib=True)        what shap calls for a LightGBM booster
   fasttreeshap (algorithm v2), woodelf         when importable here, or in the interpreters given
                                                by --candidate-python (run in a subprocess)
-  ours: models.treeshap.Explainer              table backend (numba); build time shown apart
+  ours: models.explain.treeshap.Explainer              table backend (numba); build time shown apart
 Per method: rows/s, speed-up vs shap, max |difference| of the contributions vs shap (log-odds,
 feature columns and bias) and the share of rows whose top-3 reasons (3 largest contributions,
 descending) are identical to shap's. The 300-tree model is trained here on the feature table
@@ -40,7 +40,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import treeshap  # noqa: E402
+from models.explain import treeshap  # noqa: E402
 
 ContribFn = Callable[[lgb.Booster, pd.DataFrame], np.ndarray]
 TOP_K = 3
@@ -251,8 +251,9 @@ def load_rows(n_rows: int) -> tuple[Any, pd.DataFrame]:
 
 def train_model(trees: int) -> tuple[lgb.Booster, Any]:
     """A `trees`-tree booster on the whole feature table: no early stopping, num_leaves 31."""
-    from models.train import fit_feature_spec, lgb_params, to_model_frame
-    from pipeline.config import TrainParams
+    from models.model import fit_feature_spec, to_model_frame
+    from models.settings import TrainParams
+    from models.training.train import lgb_params
 
     table = pd.read_parquet(ROOT / "data" / "processed" / "features.parquet")
     spec = fit_feature_spec(table)
@@ -280,7 +281,7 @@ def main() -> None:
         trees = args.trees or 300
         print(f"training a {trees}-tree model on the feature table ...", flush=True)
         booster, spec = train_model(trees)
-        from models.train import to_model_frame
+        from models.model import to_model_frame
 
         x = to_model_frame(table, spec)
         title = f"{trees}-tree model (num_leaves 31, trained here), {len(x):,} rows"

@@ -13,47 +13,34 @@ import ibis
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.base.io import atomic_path
+from features.base.time import utc_midnight
 from features.catalog import FeatureInfo, FeatureSet
-from features.economic import economic_features
-from features.engagement import all_event_types, daily_events, engagement_features, merge
-from features.experience import experience_features
-from features.labels import active_customers, utc_midnight
-from features.profile import profile_features
-from features.service import service_features
+from features.families.economic import economic_features
+from features.families.engagement import all_event_types, daily_events, engagement_features, merge
+from features.families.experience import experience_features
+from features.families.profile import profile_features
+from features.families.service import service_features
+from features.families.text import text_features
+from features.labels import active_customers
+from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables
-from pipeline.config import FeaturizeParams
-from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 Family = Callable[[Tables, ibis.Table, FeaturizeParams], FeatureSet]
 
 
-def _text_family() -> Family | None:
-    """The text family (features/text.py, owned by the text-features colleague), if present."""
-    try:
-        from features.text import text_features
-    except ModuleNotFoundError as exc:
-        if exc.name != "features.text":
-            raise
-        log.warning("features/text.py not found: text features skipped")
-        return None
-    return text_features
-
-
 def families() -> list[Family]:
     """Every feature family, in the column order of the feature table."""
-    out: list[Family] = [
+    return [
         engagement_features,
         economic_features,
         experience_features,
         service_features,
         profile_features,
+        text_features,
     ]
-    text = _text_family()
-    if text is not None:
-        out.append(text)
-    return out
 
 
 def build_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
@@ -302,7 +289,7 @@ def cutoffs_of(spine: ibis.Table) -> list[dt.datetime]:
     if bad:
         raise ValueError(
             f"spine cutoffs must be UTC midnights (features use whole days); found {bad[0]}. "
-            "Use features.labels.utc_midnight to build cutoffs."
+            "Use features.base.time.utc_midnight to build cutoffs."
         )
     return [utc_midnight(c) for c in values]
 

@@ -9,30 +9,14 @@ from collections.abc import Sequence
 import ibis
 import pyarrow as pa
 
+from features.base.errors import BadInputError
+from features.base.time import next_month, to_utc, utc_midnight
+from features.settings import LabelParams
 from features.tables import Tables, day_number
-from pipeline.config import LabelParams
 
 log = logging.getLogger(__name__)
 
-UTC = dt.UTC
 LABEL_COLUMNS: tuple[str, ...] = ("customer_id", "cutoff", "churned", "churn_type")
-
-
-def to_utc(value: str | dt.date | dt.datetime) -> dt.datetime:
-    """Parse a date or timestamp as a timezone-aware UTC datetime (naive values are UTC)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if not isinstance(value, dt.datetime):
-        value = dt.datetime(value.year, value.month, value.day)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def utc_midnight(value: str | dt.date | dt.datetime) -> dt.datetime:
-    """The UTC midnight that starts the given day."""
-    ts = to_utc(value)
-    return dt.datetime(ts.year, ts.month, ts.day, tzinfo=UTC)
 
 
 def monthly_cutoffs(
@@ -45,14 +29,14 @@ def monthly_cutoffs(
     """
     start = utc_midnight(first_cutoff)
     if start.day != 1:  # the first month start on or after first_cutoff
-        start = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        start = next_month(start)
     last_day = utc_midnight(data_end)
     span = dt.timedelta(days=lead_days + horizon_days)
     cutoffs = []
     c = start
     while c + span <= last_day:
         cutoffs.append(c)
-        c = (c + dt.timedelta(days=32)).replace(day=1)
+        c = next_month(c)
     return cutoffs
 
 
@@ -96,7 +80,10 @@ def contractual_active(tables: Tables, cutoffs: ibis.Table) -> ibis.Table:
 def inactivity_active(tables: Tables, cutoffs: ibis.Table, lookback_days: int) -> ibis.Table:
     """(customer_id, cutoff): signed up before the cutoff with an event in the lookback window."""
     if tables.events is None:
-        raise ValueError("label.definition 'inactivity' needs the events table; none was found")
+        raise BadInputError(
+            "label.definition 'inactivity' needs the events table; none was found in the interim "
+            "data. Map an events source in ingest.tables, or use the contractual definition."
+        )
     pairs = _signed_up(tables, cutoffs).mutate(cutoff_day=day_number(ibis._.cutoff))
     ev = tables.events
     days = ev.select("customer_id", day=day_number(ev.ts)).distinct()
@@ -138,8 +125,8 @@ def contractual_labels(
 def inactivity_labels(
     tables: Tables, cutoffs: ibis.Table, lead_days: int, horizon_days: int, lookback_days: int
 ) -> ibis.Table:
-    """Labels for non-contractual data: churned = no event in [cutoff + lead, cutoff "
-    "+ lead + horizon)."""
+    """Labels for non-contractual data: churned = no event in [cutoff + lead, cutoff + lead +
+    horizon)."""
     active = inactivity_active(tables, cutoffs, lookback_days).mutate(
         cutoff_day=day_number(ibis._.cutoff)
     )

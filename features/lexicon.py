@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from features.base.errors import BadInputError
+
 DEFAULT_LEXICON = Path(__file__).with_name("lexicon.yaml")
 
 MatchMode = Literal["word", "substring"]
@@ -106,7 +108,7 @@ _CONTINUATION_RANGES: tuple[tuple[int, int], ...] = (
 _CHAR_END = "(?:[^{}]|$)".format("".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CONTINUATION_RANGES))
 
 
-class LexiconError(ValueError):
+class LexiconError(BadInputError, ValueError):
     """The lexicon file is missing or does not follow the documented format."""
 
 

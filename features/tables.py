@@ -10,8 +10,9 @@ from pathlib import Path
 import ibis
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
+from features.base.errors import BadInputError, InputNotFoundError
 from features.catalog import FeatureInfo, FeatureSet
-from pipeline.contracts import CONTRACTS, TABLE_ORDER
+from features.contract import CONTRACTS, TABLE_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 SECONDS_PER_DAY = 86_400
 
 
-class TableContractError(ValueError):
+class TableContractError(BadInputError, ValueError):
     """An interim table misses a column that the feature code needs."""
 
 
@@ -38,7 +39,8 @@ class Tables:
     responses: ibis.Table | None = None
     tickets: ibis.Table | None = None
     # Optional cache: `events` pre-aggregated per (customer_id, event_type, day); see
-    # features.engagement.daily_events. Built once per run so that 200M raw events are scanned once.
+    # features.families.engagement.daily_events. Built once per run so that 200M raw events are
+    # scanned once.
     events_daily: ibis.Table | None = None
 
     def replace(self, **tables: ibis.Table | None) -> Tables:
@@ -79,7 +81,7 @@ def load_tables(con: DuckDBBackend, interim_dir: str | Path) -> Tables:
         path = interim_dir / f"{name}.parquet"
         if not path.exists():
             if name == "customers":
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"{path}: the customers table is required; run `churn ingest` first"
                 )
             log.warning("%s not found: features that read %s are skipped", path, name)

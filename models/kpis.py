@@ -16,7 +16,7 @@ Definitions
   churn in (m, m_next], the label window of cutoff m).
 * Churn rate = churned / active at m. MRR at m = sum of the monthly fees in force at m of the
   customers active at m (fee = the `value` of the last fee event, plan_change / price_change,
-  before m, else customers.monthly_fee; `features.economic.monthly_fee_features`).
+  before m, else customers.monthly_fee; `features.families.economic.monthly_fee_features`).
   MRR churn rate = MRR at m of the churners / MRR at m. Net revenue retention = MRR at m_next
   of the customers active at m who are still active at m_next (new fees included, churners 0)
   / MRR at m.
@@ -47,10 +47,12 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
-from features.economic import monthly_fee_features
-from features.labels import active_customers, utc_midnight
+from features.base.errors import BadInputError
+from features.base.time import month_start, next_month, utc_midnight
+from features.families.economic import monthly_fee_features
+from features.labels import active_customers
+from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables, max_timestamp
-from pipeline.config import FeaturizeParams
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ DETRACTOR_MAX = 6
 TS = pa.timestamp("us", tz="UTC")
 
 
-class KpiInputError(ValueError):
+class KpiInputError(BadInputError, ValueError):
     """The contract tables cannot give the requested KPIs (missing column, no months)."""
 
 
@@ -75,16 +77,6 @@ class KpiSpec:
     csat_satisfied_min: float = 8.0
     purchase_event_type: str = "purchase"
     featurize: FeaturizeParams = FeaturizeParams()
-
-
-def next_month(m: dt.datetime) -> dt.datetime:
-    """The month start after month start `m`."""
-    return (m.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-
-
-def month_start(value: str | dt.datetime) -> dt.datetime:
-    """The UTC month start of the month containing `value`."""
-    return utc_midnight(value).replace(day=1)
 
 
 def month_boundaries(first_month: dt.datetime, data_end: dt.datetime) -> list[dt.datetime]:

@@ -1,6 +1,6 @@
 """Batch scoring: which model, its calibrated probabilities, risk tiers and per-customer reasons.
 
-Reason codes are the customer's exact TreeSHAP contributions (log-odds, `models.treeshap`):
+Reason codes are the customer's exact TreeSHAP contributions (log-odds, `models.explain.treeshap`):
 reason_1 is the feature that raises this customer's risk the most, reason_2 the next, and so on.
 Each reason carries the feature's value, its contribution and one readable sentence built from the
 feature catalog's description.
@@ -10,104 +10,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from features.base.errors import BadInputError
 from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
-from models.train import BOOSTER_FILE, META_FILE, ChurnModel
-from models.treeshap import contributions
+from models.explain.treeshap import contributions
+from models.model import ChurnModel, LoadedModel
+from models.settings import ValueParams
+from models.value import VALUE_COLUMNS, add_value_columns
 
 log = logging.getLogger(__name__)
 
 NO_CHURN_TYPE = "none"  # no feature group adds risk for this customer
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """The model URI or directory does not resolve to a trained churn model."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A churn model and where it came from (recorded in every scores row)."""
-
-    model: ChurnModel
-    uri: str
-    version: str
-    run_id: str
-
-
-def _load_dir(directory: Path, uri: str) -> ChurnModel:
-    artifacts = directory / "artifacts"
-    booster, meta = artifacts / BOOSTER_FILE, artifacts / META_FILE
-    if not booster.exists() or not meta.exists():
-        raise ModelNotFoundError(
-            f"{uri}: not a churn model directory (expected {booster} and {meta}); pass an MLflow "
-            "model written by `churn train` (artifacts/model) or a models:/ registry URI."
-        )
-    return ChurnModel.load(booster, meta)
-
-
-def _mlmodel_run_id(directory: Path) -> str:
-    """The run id recorded in an MLflow model directory's MLmodel file, if any."""
-    mlmodel = directory / "MLmodel"
-    if mlmodel.exists():
-        match = re.search(r"^run_id:\s*(\S+)", mlmodel.read_text(encoding="utf-8"), re.M)
-        if match:
-            return match.group(1)
-    return ""
-
-
-def load_scoring_model(uri: str) -> LoadedModel:
-    """Load `models:/<name>@<alias>`, `models:/<name>/<version>` or an MLflow model directory.
-
-    Registry URIs are resolved with the active MLflow tracking URI (set it first); the version
-    and the run that trained it are recorded so every score can be traced back to its model.
-    """
-    if not uri.startswith("models:/"):
-        directory = Path(uri)
-        if not directory.is_dir():
-            raise ModelNotFoundError(
-                f"{uri}: model directory not found; run `churn train` first or pass --model "
-                "models:/churn-model@champion"
-            )
-        model = _load_dir(directory, uri)
-        return LoadedModel(model, uri, "unregistered", _mlmodel_run_id(directory))
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    ref = uri.removeprefix("models:/")
-    client = MlflowClient()
-    try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-        else:
-            name, _, number = ref.partition("/")
-            mv = client.get_model_version(name, number)
-    except MlflowException as exc:
-        raise ModelNotFoundError(
-            f"{uri}: not found in the MLflow registry at {mlflow.get_tracking_uri()} "
-            f"({exc.message.splitlines()[0]}). Train and promote a model (`dvc repro`), or pass "
-            "--model artifacts/model."
-        ) from exc
-    with tempfile.TemporaryDirectory(prefix="churn-model-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        if not (local / "artifacts").exists() and (local / "model").exists():
-            local = local / "model"
-        model = _load_dir(local, uri)  # read into memory: the download can go
-    return LoadedModel(model, uri, str(mv.version), str(mv.run_id or ""))
 
 
 def risk_tier(probability: np.ndarray, tiers: Mapping[str, float], default: str) -> np.ndarray:
@@ -249,7 +169,7 @@ def check_signature(columns: Sequence[str], model: ChurnModel, source: str) -> N
     """The scoring table must carry every feature the model was trained on."""
     missing = [c for c in model.spec.features if c not in set(columns)]
     if missing:
-        raise ValueError(
+        raise BadInputError(
             f"{source}: the scoring table lacks {len(missing)} feature column(s) the model was "
             f"trained on, e.g. {missing[:5]}. Score with the same featurize code and params as "
             "training (re-run `dvc repro`), or pass the model trained on these features (--model)."
@@ -283,4 +203,32 @@ def score_frame(
     out["churn_type"] = churn_types(contrib[:, :-1], features, groups)
     out["model_version"] = loaded.version
     out["run_id"] = loaded.run_id
+    return out
+
+
+def population_columns(
+    pop: pd.DataFrame, risk_tiers: Mapping[str, float], default_tier: str, value: ValueParams
+) -> pd.DataFrame:
+    """Columns that compare each customer with all others, from `pop` (customer_id,
+    churn_probability, monthly_fee of the whole scored population): risk decile and tier, the
+    customer's value (CLV, value tier, value at risk) and the retention priority."""
+    p = pop["churn_probability"].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "risk_decile": risk_decile(p),
+            "risk_tier": risk_tier(p, risk_tiers, default_tier),
+        }
+    )
+    if len(pop) == 0:
+        return out
+    if pop["monthly_fee"].isna().all():
+        log.warning(
+            "the scoring table has no %r column: no value or priority columns (value.fee_column)",
+            value.fee_column,
+        )
+        return out
+    valued = add_value_columns(pop, value)
+    for col in ("monthly_fee", *VALUE_COLUMNS):
+        values = valued[col]
+        out[col] = values.astype("string") if col == "value_tier" else values.to_numpy()
     return out

@@ -5,7 +5,7 @@ Inference (`infer_schema`) looks at the values only, never at the label: numbers
 Y/N, 1/0, with blanks), dates (turned into "days before the latest date of that column"),
 identifiers (unique per row: an explicit `--id`, a name like `customerID`, a row number, free
 text) and constant or empty columns (dropped, each with its reason). Categorical levels are
-fixed later, inside each training fold, by `models.train.fit_feature_spec` (rare levels folded
+fixed later, inside each training fold, by `models.model.fit_feature_spec` (rare levels folded
 into one, so hundreds of levels cannot be memorised) and LightGBM's `min_data_per_group` /
 `cat_smooth` guards.
 
@@ -27,7 +27,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lightgbm as lgb
 import mlflow
@@ -37,12 +37,15 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from models.baselines import fit_logreg, predict_logreg
-from models.calibration import Calibrator, choose_calibrator, logit
-from models.leakage import LeakageSettings, screen
-from models.metrics import binary_metrics
-from models.split import LABEL, NON_FEATURE_COLUMNS, Split
-from models.train import FeatureSpec, fit_booster, fit_feature_spec, lgb_params, to_model_frame
+from features.base.errors import BadInputError
+from models.evaluation.metrics import binary_metrics
+from models.model import FeatureSpec, fit_feature_spec, to_model_frame
+from models.settings import DataParams, LeakageParams
+from models.training.baselines import fit_logreg, predict_logreg
+from models.training.calibration import Calibrator, choose_calibrator, logit
+from models.training.leakage import screen
+from models.training.split import LABEL, NON_FEATURE_COLUMNS, Split
+from models.training.train import fit_booster, lgb_params
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +64,8 @@ _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{4}-\d{2}")
 MIN_CLASS_ROWS = 10  # rows of the smaller class needed to cross-validate at all
 
 
-class SnapshotDataError(ValueError):
+class SnapshotDataError(BadInputError, ValueError):
     """The table cannot be used as given (the message names the column, values and the fix)."""
-
-
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How sure inference must be before it converts a column (params `data.*`)."""
-
-    numeric_min_share: float = 0.95  # parseable share of non-missing text to call it numeric
-    date_min_share: float = 0.95
-    id_unique_share: float = 0.99  # unique share of non-missing values to call a column an id
-    free_text_min_levels: int = 100  # text with more levels than this and > half the rows
-    free_text_unique_share: float = 0.5
 
 
 @dataclass
@@ -256,7 +248,7 @@ def _is_row_number(values: pd.Series) -> bool:
 
 
 def plan_column(
-    name: str, series: pd.Series, settings: InferenceSettings, is_id: bool = False
+    name: str, series: pd.Series, settings: DataParams, is_id: bool = False
 ) -> ColumnPlan:
     """Decide one column's type from its values (the caller assigns the feature name)."""
     n = len(series)
@@ -333,11 +325,11 @@ def infer_schema(
     positive: str,
     id_column: str | None = None,
     drop: tuple[str, ...] = (),
-    settings: InferenceSettings | None = None,
+    settings: DataParams | None = None,
     source: str = "table",
 ) -> SnapshotSchema:
     """Parse rules for every column except the target, from the values only."""
-    s = settings or InferenceSettings()
+    s = settings or DataParams()
     for name, what in ((target, "--target"), (id_column, "--id"), *((d, "--drop") for d in drop)):
         if name is not None and name not in frame.columns:
             raise SnapshotDataError(
@@ -426,8 +418,8 @@ def encode_target(
 class Scorecard:
     """The logistic-regression baseline as plain numbers: logit = bias + sum of contributions.
 
-    Extracted from `models.baselines.fit_logreg`'s pipeline so that it is stored as JSON and
-    gives exact per-feature contributions (centred on the training mean, like SHAP values).
+    Extracted from `models.training.baselines.fit_logreg`'s pipeline so that it is stored as JSON
+    and gives exact per-feature contributions (centred on the training mean, like SHAP values).
     """
 
     numeric: dict[str, dict[str, float]]  # median, mean, scale, coef (+ indicator's)
@@ -533,26 +525,6 @@ class Scorecard:
 # ------------------------------------------------------------------ model
 
 
-@dataclass(frozen=True)
-class ModelSettings:
-    """How the snapshot model is chosen (params `data.*`); nothing here is per dataset."""
-
-    candidates: dict[str, dict[str, float]]
-    inner_folds: int = 4
-    num_boost_round: int = 5000
-    early_stopping_rounds: int = 100
-    refit_rounds_factor: float = 1.15
-    blend_weights: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
-    min_level_count: int = 25
-    logreg_c: float = 1.0
-    logreg_max_levels: int = 20
-    calibration_methods: tuple[str, ...] = ("none", "sigmoid", "isotonic")
-    calibration_folds: int = 5
-    seed: int = 42
-    # small tables: one thread per booster is faster than two fighting over a busy machine
-    num_threads: int = 1
-
-
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -589,7 +561,7 @@ class SnapshotModel:
 
     def contributions(self, features: pd.DataFrame) -> np.ndarray:
         """(n, k+1) log-odds contributions of the blend (exact TreeSHAP and linear), bias last."""
-        from models import treeshap
+        from models.explain import treeshap
 
         x = self.model_frame(features)
         out = np.zeros((len(x), x.shape[1] + 1))
@@ -645,7 +617,7 @@ def _inner_oof(
     frame: pd.DataFrame,
     y: np.ndarray,
     spec: FeatureSpec,
-    s: ModelSettings,
+    s: DataParams,
     train_params: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, int], np.ndarray]:
     """Out-of-fold raw scores of every LightGBM candidate and the logistic model."""
@@ -682,15 +654,14 @@ def _inner_oof(
 def fit_snapshot_model(
     features: pd.DataFrame,
     y: np.ndarray,
-    settings: ModelSettings,
+    settings: DataParams,
     train_params: Any,
-    leakage: LeakageSettings,
-    allow_leaky: bool = False,
+    leakage: LeakageParams,
     source: str = "training rows",
 ) -> SnapshotModel:
     """Fit everything on these training rows only (guard, levels, model choice, calibration)."""
     y = np.asarray(y, dtype=int)
-    guard = screen(features, y, list(features.columns), leakage, allow_leaky, source)
+    guard = screen(features, y, list(features.columns), leakage, source)
     kept = [c for c in features.columns if c not in guard.excluded]
     if not kept:
         raise SnapshotDataError(
@@ -751,12 +722,10 @@ def fit_snapshot_model(
 def evaluate_folds(
     features: pd.DataFrame,
     y: np.ndarray,
-    settings: ModelSettings,
+    settings: DataParams,
     train_params: Any,
-    leakage: LeakageSettings,
+    leakage: LeakageParams,
     cv: int | None,
-    holdout_fraction: float = 0.2,
-    allow_leaky: bool = False,
 ) -> dict[str, Any]:
     """K-fold stratified CV (or one stratified holdout): fit on each training part, score the rest.
 
@@ -784,7 +753,7 @@ def evaluate_folds(
 
         idx = np.arange(len(y))
         tr, te = train_test_split(
-            idx, test_size=holdout_fraction, stratify=y, random_state=settings.seed
+            idx, test_size=settings.holdout_fraction, stratify=y, random_state=settings.seed
         )
         splits = [(np.sort(tr), np.sort(te))]
     oof = np.full(len(y), np.nan)
@@ -792,7 +761,7 @@ def evaluate_folds(
     for i, (tr, te) in enumerate(splits, 1):
         source = f"fold {i}/{len(splits)} training rows"
         model = fit_snapshot_model(
-            features.iloc[tr], y[tr], settings, train_params, leakage, allow_leaky, source
+            features.iloc[tr], y[tr], settings, train_params, leakage, source
         )
         test = features.iloc[te]
         p = model.predict(test)
@@ -827,24 +796,6 @@ def evaluate_folds(
             metrics["pr_auc"],
         )
     return {"folds": folds, "oof": oof, "splits": splits}
-
-
-T = TypeVar("T")
-
-
-def _from_params(cls: type[T], p: Any) -> T:
-    """A settings dataclass from the params section with the same field names."""
-    return cls(**{k: getattr(p, k) for k in cls.__dataclass_fields__ if hasattr(p, k)})
-
-
-def model_settings(p: Any) -> ModelSettings:
-    """ModelSettings from DataParams."""
-    return _from_params(ModelSettings, p)
-
-
-def inference_settings(p: Any) -> InferenceSettings:
-    """InferenceSettings from DataParams."""
-    return _from_params(InferenceSettings, p)
 
 
 class SnapshotPyfunc(mlflow.pyfunc.PythonModel):

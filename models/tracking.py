@@ -59,6 +59,34 @@ def setup_tracking(default_uri: str, experiment: str) -> str:
     return experiment_id
 
 
+def find_run(run_id: str | None, what: str) -> bool:
+    """Whether `run_id` is a run in the active tracking store (set it first); if not, warn that
+    `what` (e.g. "the driver report") is not logged."""
+    try:
+        MlflowClient().get_run(run_id)
+    except (MlflowException, TypeError):
+        log.warning(
+            "MLflow run %s not found in %s; %s not logged (re-run `churn train`)",
+            run_id,
+            mlflow.get_tracking_uri(),
+            what,
+        )
+        return False
+    return True
+
+
+def flatten(prefix: str, obj: Any) -> dict[str, Any]:
+    """A nested mapping as flat MLflow params: {"train.calibration.folds": 5, ...}; lists joined."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    if isinstance(obj, list | tuple):
+        return {prefix: ",".join(map(str, obj))}
+    return {prefix: obj}
+
+
 def file_digest(path: Path | str) -> str:
     """sha256 of a file's bytes (first 16 hex digits), for dataset lineage."""
     h = hashlib.sha256()
@@ -76,7 +104,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from models.train import ChurnModel
+        from models.model import ChurnModel
 
         self.model = ChurnModel.load(context.artifacts["booster"], context.artifacts["meta"])
 

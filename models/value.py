@@ -36,7 +36,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ValueParams
+from features.base.errors import BadInputError
+from models.settings import ValueParams
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ VALUE_COLUMNS: tuple[str, ...] = (
 REQUIRED: tuple[str, ...] = ("customer_id", "churn_probability", "monthly_fee")
 
 
-class ValueInputError(ValueError):
+class ValueInputError(BadInputError, ValueError):
     """The scores handed to the value code miss a column or hold impossible values."""
 
 

@@ -1,18 +1,38 @@
-"""The `churn` command line: one command per pipeline stage."""
+"""The `churn` command line: one command per pipeline stage, and the one error boundary.
+
+Every command runs its stage through `_run`: the project's own errors (features/base/errors.py)
+become their exit code (2 for bad input: data, params, rules, a missing input file) and a one-line
+message naming what to fix; anything else is a bug and surfaces with its traceback (exit 1).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from features.base.errors import ChurnError
+from features.base.time import as_of_date
+
+log = logging.getLogger("churn")
+
 app = typer.Typer(
-    help="Churn prediction pipeline. Each command is one DVC stage.", no_args_is_help=True
+    help="Churn prediction pipeline. Each command is one DVC stage.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
+AsOfOpt = Annotated[
+    str | None,
+    typer.Option("--as-of", help="as-of date, e.g. 2025-12-01 (data strictly before it is read)"),
+]
 
 
 @app.callback()
@@ -21,6 +41,28 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _run(
+    command: str,
+    stage: Callable[[], Any],
+    on_error: Callable[[ChurnError], None] | None = None,
+) -> Any:
+    """The error boundary: run `stage`; a ChurnError exits with its code and message."""
+    try:
+        return stage()
+    except ChurnError as exc:
+        log.error("%s: %s", command, exc)
+        if on_error is not None:
+            on_error(exc)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _params(path: Path) -> Any:
+    from pipeline.config import load_params
+
+    return load_params(path)
 
 
 @app.command()
@@ -28,20 +70,20 @@ def simulate(
     params: ParamsOpt = Path("params.yaml"),
     customers: Annotated[int | None, typer.Option(help="override simulate.customers")] = None,
     seed: Annotated[int | None, typer.Option(help="override simulate.seed")] = None,
-    out_dir: Annotated[Path | None, typer.Option(help="override simulate.out_dir")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="instead of paths.raw")] = None,
 ) -> None:
-    """Simulate a subscription business with known churn drivers into data/raw/."""
+    """Simulate a subscription business with known churn drivers (the default data)."""
     from pipeline import simulate as stage
 
-    stage.main(params, customers=customers, seed=seed, out_dir=out_dir)
+    _run("simulate", lambda: stage.run(_params(params), customers, seed, out_dir))
 
 
 @app.command()
 def ingest(params: ParamsOpt = Path("params.yaml")) -> None:
-    """Validate every source table into data/interim/, quarantining bad rows."""
+    """Validate every source table into the interim tables, quarantining bad rows."""
     from pipeline import ingest as stage
 
-    raise typer.Exit(stage.main(params))
+    _run("ingest", lambda: stage.run(_params(params)))
 
 
 @app.command()
@@ -49,7 +91,7 @@ def label(params: ParamsOpt = Path("params.yaml")) -> None:
     """Point-in-time churn labels per customer and monthly cutoff."""
     from pipeline import label as stage
 
-    stage.main(params)
+    _run("label", lambda: stage.run(_params(params)))
 
 
 @app.command()
@@ -57,7 +99,7 @@ def featurize(params: ParamsOpt = Path("params.yaml")) -> None:
     """Point-in-time features per customer and cutoff, joined with labels."""
     from pipeline import featurize as stage
 
-    stage.main(params)
+    _run("featurize", lambda: stage.run(_params(params)))
 
 
 @app.command()
@@ -65,7 +107,7 @@ def train(params: ParamsOpt = Path("params.yaml")) -> None:
     """LightGBM + calibration and baselines on an out-of-time split; MLflow run + version."""
     from pipeline import train as stage
 
-    raise typer.Exit(stage.main(params))
+    _run("train", lambda: stage.run(_params(params)))
 
 
 @app.command()
@@ -73,15 +115,13 @@ def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
     """Test metrics, plots, truth check; champion/challenger promotion in the MLflow registry."""
     from pipeline import evaluate as stage
 
-    raise typer.Exit(stage.main(params))
+    _run("evaluate", lambda: stage.run(_params(params)))
 
 
 @app.command()
 def score(
     params: ParamsOpt = Path("params.yaml"),
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="score date (default: after the latest data)")
-    ] = None,
+    as_of: AsOfOpt = None,
     model: Annotated[
         str | None,
         typer.Option(help="models:/name@alias, models:/name/version or a model directory"),
@@ -91,7 +131,12 @@ def score(
     """Churn probability, risk tier and reason codes for every active customer."""
     from pipeline import score as stage
 
-    raise typer.Exit(stage.main(params, as_of=as_of, model_uri=model, csv=csv))
+    _run(
+        "score",
+        lambda: stage.run(
+            _params(params), as_of_date(as_of) if as_of else None, model_uri=model, csv=csv
+        ),
+    )
 
 
 @app.command()
@@ -99,20 +144,16 @@ def kpis(params: ParamsOpt = Path("params.yaml")) -> None:
     """Monthly churn, MRR churn, NRR, cohort retention, NPS/CSAT, repeat purchases by segment."""
     from pipeline import kpis as stage
 
-    raise typer.Exit(stage.main(params))
+    _run("kpis", lambda: stage.run(_params(params)))
 
 
 @app.command()
-def alert(
-    params: ParamsOpt = Path("params.yaml"),
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="date (default: the scores' as-of date)")
-    ] = None,
-) -> None:
-    """Early-warning alerts (rules on experience data and scores) with owners and due dates."""
+def alert(params: ParamsOpt = Path("params.yaml"), as_of: AsOfOpt = None) -> None:
+    """Early-warning alerts (rules on experience data and scores) with owners and due dates;
+    the as-of date defaults to the scores'."""
     from pipeline import alert as stage
 
-    raise typer.Exit(stage.main(params, as_of=as_of))
+    _run("alert", lambda: stage.run(_params(params), as_of_date(as_of) if as_of else None))
 
 
 @app.command("alert-backtest")
@@ -120,15 +161,15 @@ def alert_backtest(params: ParamsOpt = Path("params.yaml")) -> None:
     """Each alert rule at past label cutoffs: precision, recall and lift over the base rate."""
     from pipeline import alert as stage
 
-    raise typer.Exit(stage.main_backtest(params))
+    _run("alert-backtest", lambda: stage.run_backtest(_params(params)))
 
 
 @app.command()
 def explain(params: ParamsOpt = Path("params.yaml")) -> None:
-    """SHAP driver report (reports/drivers/index.html + CSV tables), logged to the MLflow run."""
+    """SHAP driver report (index.html + CSV tables), logged to the model's MLflow run."""
     from pipeline import explain as stage
 
-    raise typer.Exit(stage.main(params))
+    _run("explain", lambda: stage.run(_params(params)))
 
 
 @app.command()
@@ -139,7 +180,8 @@ def preset(
     """Merge a params preset into params.yaml (each key it gives replaces that key)."""
     from pipeline import preset as command
 
-    raise typer.Exit(command.main(file, params))
+    changed = _run("preset", lambda: command.apply_preset(file, params))
+    typer.echo("\n".join(changed))
 
 
 table_app = typer.Typer(
@@ -177,14 +219,37 @@ def table_fit(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Evaluate, fit, explain and score a snapshot table; tracked in MLflow."""
+    import contextlib
+
     from pipeline import table as stage
+    from pipeline.config import Params
 
     columns = tuple(c.strip() for item in drop or [] for c in item.split(",") if c.strip())
-    raise typer.Exit(
-        stage.main_fit(
-            data, target, positive, id_column, columns, cv, as_json, allow_leaky, out, params
-        )
-    )
+
+    def fit() -> dict[str, Any]:
+        # Outside a project (no params.yaml at the default path) the defaults apply.
+        settings = Params() if params == Path("params.yaml") and not params.exists() else None
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
+            return stage.fit_file(
+                settings or _params(params),
+                data,
+                target,
+                positive,
+                id_column,
+                columns,
+                cv,
+                allow_leaky,
+                out,
+            )
+
+    def json_error(exc: ChurnError) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
+
+    summary = _run("table fit", fit, json_error)
+    if as_json:
+        result = {k: v for k, v in summary.items() if k not in ("folds", "schema")}
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
 
 
 @table_app.command("run")
@@ -197,7 +262,7 @@ def table_run(
     """Fit the snapshot tables named in params (`data.shape: snapshot`): stage `table@<name>`."""
     from pipeline import table as stage
 
-    raise typer.Exit(stage.main(params, name))
+    _run("table", lambda: stage.run(_params(params), name))
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ from typing import Any
 
 import pandas as pd
 
-from features.rules import Channel, RulesFile
-from pipeline.io import write_json
+from features.base.errors import BadInputError
+from features.base.io import write_json
+from models.warning.rules import Channel, RulesFile
+from pipeline.settings import DeliveryParams
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,6 @@ class DeliveryError(RuntimeError):
     def __init__(self, message: str, retryable: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    max_attempts: int = 4
-    backoff_seconds: float = 1.0
-    timeout_seconds: float = 10.0
-    batch_size: int = 500
-    retention_days: int = 90  # delivered ledger entries older than this are forgotten
 
 
 @dataclass(frozen=True)
@@ -183,7 +176,7 @@ def send_with_retry(
     team: str,
     key: str,
     alerts: list[dict[str, Any]],
-    settings: DeliverySettings,
+    settings: DeliveryParams,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[bool, int, str | None]:
     """Send one batch, retrying with backoff; return (delivered, attempts, last error)."""
@@ -219,12 +212,12 @@ def load_ledger(path: Path | str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(
+        raise BadInputError(
             f"{path}: delivery ledger is not valid JSON ({exc}). Restore it, or delete it to "
             "send every alert in the current alerts file again."
         ) from exc
     if not isinstance(data, dict) or not isinstance(data.get("alerts"), dict):
-        raise ValueError(f"{path}: not a delivery ledger (expected {{'alerts': {{...}}}})")
+        raise BadInputError(f"{path}: not a delivery ledger (expected {{'alerts': {{...}}}})")
     return data
 
 
@@ -232,7 +225,7 @@ def deliver(
     alerts: pd.DataFrame,
     rules_file: RulesFile,
     ledger_path: Path | str,
-    settings: DeliverySettings | None = None,
+    settings: DeliveryParams | None = None,
     sleep: Callable[[float], None] = time.sleep,
     now: pd.Timestamp | None = None,
 ) -> list[ChannelReport]:
@@ -240,7 +233,7 @@ def deliver(
 
     Alerts of teams without an enabled channel are not recorded (nothing to deliver).
     """
-    settings = settings or DeliverySettings()
+    settings = settings or DeliveryParams()
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     enabled = {team: [c for c in chans if c.enabled] for team, chans in rules_file.channels.items()}
     enabled = {team: chans for team, chans in enabled.items() if chans}
@@ -273,7 +266,7 @@ def _deliver_channel(
     channel: Channel,
     ledger: dict[str, Any],
     ledger_path: Path | str,
-    settings: DeliverySettings,
+    settings: DeliveryParams,
     sleep: Callable[[float], None],
     now: pd.Timestamp,
 ) -> ChannelReport:

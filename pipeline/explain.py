@@ -1,7 +1,8 @@
 """Stage `explain`: SHAP driver report of the trained model on a sample of the test cutoff.
 
-Reads the test predictions, their model-table rows, the model and the feature catalog; writes
-reports/drivers/ (index.html + CSV tables) atomically and logs it to the model's MLflow run.
+Reads the test predictions, their model-table rows, the model and the feature catalog (and, when
+present, the KPIs and the rules backtest); writes `paths.drivers` (index.html + CSV tables)
+atomically and logs it to the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-from models import explain as ex
-from models import report, tracking
-from models.split import LABEL, TrainingDataError
+from features.base.errors import require_inputs
+from features.base.io import atomic_directory
+from models import tracking
+from models.explain import drivers as ex
+from models.model import load_model
+from models.training.split import LABEL, TrainingDataError, test_rows
 from models.value import add_value_columns
-from pipeline.config import Params, ParamsError, load_params
-from pipeline.evaluate import load_model, test_rows
-from pipeline.io import AtomicDirectory
+from pipeline.config import Params
+from pipeline.reporting import html as report
+from pipeline.reporting import shap_figures as figures
 
 log = logging.getLogger(__name__)
-
-EXIT_BAD_INPUT = 2
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -100,20 +101,23 @@ def _header(summary: dict[str, Any], sample: pd.DataFrame, total_rows: int) -> d
 
 def _inputs(params: Params) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame, Any]:
     """Test predictions, the train summary, the feature catalog and the model; checked."""
-    t = params.train
-    for path in (t.predictions, t.summary, t.model_dir, t.features, t.catalog):
-        if not Path(path).exists():
-            raise TrainingDataError(f"{path}: not found. Run `churn train` (or `dvc repro train`).")
-    predictions = pd.read_parquet(t.predictions)
+    paths = params.paths
+    require_inputs(
+        paths.test_predictions, paths.train_report, paths.model, paths.features, paths.catalog,
+        produced_by="churn train",
+    )  # fmt: skip
+    predictions = pd.read_parquet(paths.test_predictions)
     for column in ("customer_id", "cutoff", LABEL):
         if column not in predictions.columns:
             raise TrainingDataError(
-                f"{t.predictions}: column {column!r} missing (found {list(predictions.columns)}); "
-                "re-run `churn train`."
+                f"{paths.test_predictions}: column {column!r} missing (found "
+                f"{list(predictions.columns)}); re-run `churn train`."
             )
-    summary = _read_json(Path(t.summary), "re-run `churn train`")
-    catalog = ex.catalog_frame(_read_json(Path(t.catalog), "re-run `churn featurize`"), t.catalog)
-    return predictions, summary, catalog, load_model(t.model_dir)
+    summary = _read_json(Path(paths.train_report), "re-run `churn train`")
+    catalog = ex.catalog_frame(
+        _read_json(Path(paths.catalog), "re-run `churn featurize`"), paths.catalog
+    )
+    return predictions, summary, catalog, load_model(paths.model)
 
 
 def _tables(
@@ -137,7 +141,7 @@ def _tables(
         rows,
         params.featurize.touchpoints,
         e.touchpoint_performance,
-        e.csat_satisfied_min,
+        params.value.csat_satisfied_min,
     )
     tables = {
         "importance.csv": importance,
@@ -173,19 +177,17 @@ def build(params: Params) -> dict[str, Any]:
     e = params.explain
     predictions, summary, catalog, model = _inputs(params)
     sample = ex.stratified_sample(predictions, LABEL, e.sample_size, e.seed)
-    rows = test_rows(Path(params.train.features), sample).assign(
-        **{LABEL: sample[LABEL].to_numpy()}
-    )
+    rows = test_rows(params.paths.features, sample).assign(**{LABEL: sample[LABEL].to_numpy()})
     rows = _with_value_tier(rows, sample, params)
     started = time.perf_counter()
     result = ex.shap_values(model.booster, model.model_frame(rows))
     shap_seconds = time.perf_counter() - started
 
     tables, notes = _tables(params, result, rows, catalog)
-    alerts, alerts_header, alerts_note = _alerts(Path(e.alerts_backtest))
-    kpis, kpi_images, kpis_note = _kpis(Path(e.kpis_report), Path(e.kpis_dir))
+    alerts, alerts_header, alerts_note = _alerts(Path(params.paths.backtest_report))
+    kpis, kpi_images, kpis_note = _kpis(Path(params.paths.kpis_report), Path(params.paths.kpis_dir))
     header = _header(summary, sample, len(predictions))
-    images, dependence = report.draw_figures(
+    images, dependence = figures.draw_figures(
         result,
         tables["importance.csv"],
         tables["groups.csv"],
@@ -224,34 +226,21 @@ def build(params: Params) -> dict[str, Any]:
 
 def write(out_dir: Path, built: dict[str, Any]) -> None:
     """Swap the whole report directory into place at once (a crash leaves the old one)."""
-    staged = AtomicDirectory(out_dir)
-    try:
-        staged.path("index.html").write_text(built["html"], encoding="utf-8")
+    with atomic_directory(out_dir) as staging:
+        (staging / "index.html").write_text(built["html"], encoding="utf-8")
         for name, frame in built["tables"].items():
-            frame.to_csv(staged.path(name), index=False, float_format="%.6g")
-        staged.path("report.json").write_text(
+            frame.to_csv(staging / name, index=False, float_format="%.6g")
+        (staging / "report.json").write_text(
             json.dumps(built["header"], indent=2, sort_keys=True, default=str) + "\n", "utf-8"
         )
-    except BaseException:
-        staged.discard()
-        raise
-    staged.commit()
 
 
 def log_to_mlflow(params: Params, out_dir: Path, run_id: str | None) -> bool:
     """Log the report directory to the model's MLflow run under "drivers"; False if not found."""
     tracking.setup_tracking(params.mlflow.tracking_uri, params.mlflow.experiment)
-    client = MlflowClient()
-    try:
-        client.get_run(run_id)
-    except (MlflowException, TypeError):
-        log.warning(
-            "MLflow run %s not found in %s; driver report not logged (re-run `churn train`)",
-            run_id,
-            tracking.tracking_uri(params.mlflow.tracking_uri),
-        )
+    if not tracking.find_run(run_id, "driver report"):
         return False
-    client.log_artifacts(run_id, str(out_dir), artifact_path="drivers")
+    MlflowClient().log_artifacts(run_id, str(out_dir), artifact_path="drivers")
     log.info("logged %s to MLflow run %s under drivers/", out_dir, run_id)
     return True
 
@@ -260,7 +249,7 @@ def run(params: Params) -> dict[str, Any]:
     """Build the driver report, write reports/drivers/ and log it to MLflow."""
     started = time.perf_counter()
     built = build(params)
-    out_dir = Path(params.explain.out_dir)
+    out_dir = Path(params.paths.drivers)
     write(out_dir, built)
     header = built["header"]
     logged = params.explain.log_to_mlflow and log_to_mlflow(params, out_dir, header["run_id"])
@@ -275,17 +264,3 @@ def run(params: Params) -> dict[str, Any]:
         " (logged to MLflow)" if logged else "",
     )
     return {**built, "logged_to_mlflow": bool(logged), "out_dir": out_dir}
-
-
-def main(params_path: Path | str = "params.yaml") -> int:
-    """Entry point for `churn explain`; exit code 2 on bad input."""
-    try:
-        run(load_params(params_path))
-    except (TrainingDataError, ParamsError) as exc:
-        log.error("explain: %s", exc)
-        return EXIT_BAD_INPUT
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

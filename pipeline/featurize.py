@@ -1,5 +1,5 @@
-"""`churn featurize`: point-in-time features for every labelled (customer, cutoff), "
-"plus the catalog."""
+"""Stage `featurize`: point-in-time features for every labelled (customer, cutoff), and the
+feature catalog."""
 
 from __future__ import annotations
 
@@ -7,35 +7,33 @@ import logging
 import tempfile
 from pathlib import Path
 
+from features.base.errors import require_inputs
+from features.base.io import write_json
 from features.build import training_spine, write_feature_table
 from features.catalog import GROUPS
 from features.tables import connect, load_tables
-from pipeline.config import FeaturizeParams, load_params
-from pipeline.io import write_json
+from pipeline.config import Params
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: FeaturizeParams) -> int:
-    """Write data/processed/features.parquet and feature_catalog.json; return the feature count."""
+def run(params: Params) -> int:
+    """Write the model table and its catalog; return the feature count."""
+    cfg, paths = params.featurize, params.paths
+    require_inputs(paths.labels, produced_by="churn label")
+    out_dir = Path(paths.features).parent
     with tempfile.TemporaryDirectory(
-        prefix="featurize-", dir=Path(cfg.out).parent if Path(cfg.out).parent.exists() else None
+        prefix="featurize-", dir=out_dir if out_dir.exists() else None
     ) as tmp:
         con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, Path(tmp) / "duckdb")
-        tables = load_tables(con, cfg.interim_dir)
-        labels_path = Path(cfg.labels)
-        if not labels_path.exists():
-            raise FileNotFoundError(f"{labels_path}: labels not found; run `churn label` first")
-        labels = con.read_parquet(labels_path, table_name="labels")
+        tables = load_tables(con, paths.interim)
+        labels = con.read_parquet(paths.labels, table_name="labels")
         spine = labels.select(*training_spine(labels).columns, "churned", "churn_type")
-        catalog = write_feature_table(con, tables, spine, cfg, cfg.out, Path(tmp) / "work")
+        catalog = write_feature_table(con, tables, spine, cfg, paths.features, Path(tmp) / "work")
         con.disconnect()
-    write_json(cfg.catalog_out, [f.to_dict() for f in catalog])
+    write_json(paths.catalog, [f.to_dict() for f in catalog])
     counts = {g: sum(f.group == g for f in catalog) for g in GROUPS}
-    log.info("features: %d columns %s -> %s, %s", len(catalog), counts, cfg.out, cfg.catalog_out)
+    log.info(
+        "features: %d columns %s -> %s, %s", len(catalog), counts, paths.features, paths.catalog
+    )
     return len(catalog)
-
-
-def main(params_path: Path | str = "params.yaml") -> None:
-    """Entry point of the `featurize` stage."""
-    run(load_params(params_path).featurize)

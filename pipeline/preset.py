@@ -14,11 +14,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import typer
 from ruamel.yaml import YAML
 
-from pipeline.config import Params, ParamsError, from_dict
-from pipeline.io import write_text
+from features.base.io import write_text
+from features.base.params import ParamsError
+from pipeline.config import params_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def apply_preset(preset_path: Path | str, params_path: Path | str = "params.yaml
     changed = merge(params, preset, str(preset_path))
     # validate the merged result before anything is written
     plain = YAML(typ="safe").load(_dump(y, params))
-    from_dict(Params, plain, where=f"{params_path} + {preset_path}")
+    params_from_dict(plain, where=f"{params_path} + {preset_path}")
     write_text(params_path, _dump(y, params))
     log.info("%s: %d keys from %s", params_path, len(changed), preset_path)
     return changed
@@ -65,13 +65,3 @@ def _dump(y: YAML, data: Any) -> str:
     buf = io.StringIO()
     y.dump(data, buf)
     return buf.getvalue()
-
-
-def main(preset: Path | str, params_path: Path | str = "params.yaml") -> int:
-    try:
-        changed = apply_preset(preset, params_path)
-    except ParamsError as exc:
-        log.error("preset: %s", exc)
-        return 2
-    typer.echo("\n".join(changed))
-    return 0

@@ -4,7 +4,7 @@
 
 1. The scoring table: every customer active at the as-of date (the label definition's "active"),
    features built by the same code as training (`features.build.write_feature_table`), using
-   only data strictly before the as-of day. Written to `score.features_out` (the alert stage
+   only data strictly before the as-of day. Written to `paths.score_features` (the alert stage
    reads it). A scoring row is a training row without its label.
 2. The model: `score.model` (default `models:/churn-model@champion`), or `--model` (a registry
    URI or an MLflow model directory such as `artifacts/model`).
@@ -14,13 +14,13 @@
    then the scores file is written in one atomic rename: a killed job leaves the previous file.
 
 Default as-of: the day after the latest timestamp in the data, so every record counts.
-Exit codes: 0 ok, 2 bad input (missing model or tables, feature columns that do not match).
+Exit codes (pipeline/cli.py): 0 ok, 2 bad input (missing model or tables, feature columns that do
+not match), 1 when DuckDB runs out of its memory limit (the message names the setting).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import shutil
@@ -38,77 +38,78 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from features.base.errors import ResourceLimitError
+from features.base.io import atomic_path, write_json
+from features.base.time import as_of_date, day_after
 from features.build import scoring_spine, write_feature_table
-from features.labels import utc_midnight
-from features.tables import TableContractError, connect, load_tables, max_timestamp
+from features.catalog import FeatureInfo
+from features.tables import connect, load_tables, max_timestamp
 from models import tracking
-from models.scoring import (
-    LoadedModel,
-    ModelNotFoundError,
-    check_signature,
-    load_scoring_model,
-    risk_decile,
-    risk_tier,
-    score_frame,
-)
-from models.value import VALUE_COLUMNS, add_value_columns, priority_list
-from pipeline.config import Params, ParamsError, load_params
-from pipeline.io import atomic_path, write_json
+from models.model import LoadedModel, load_model_uri
+from models.scoring import check_signature, population_columns, score_frame
+from models.settings import ValueParams
+from models.value import VALUE_COLUMNS, priority_list
+from pipeline.config import Params
 
 log = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 2
 
-
-def default_as_of(tables: Any) -> dt.datetime:
-    """The day after the latest timestamp in the data: every record is strictly before it."""
-    return utc_midnight(max_timestamp(tables)) + dt.timedelta(days=1)
-
-
-def build_scoring_table(params: Params, as_of: str | dt.datetime | None, work: Path) -> tuple:
-    """Write the scoring feature table; return (as_of, catalog by name)."""
-    cfg, sp = params.featurize, params.score
-    con = connect(sp.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
+def build_scoring_table(
+    params: Params, as_of: pd.Timestamp | None, work: Path
+) -> tuple[pd.Timestamp, dict[str, FeatureInfo]]:
+    """Write the scoring feature table at `as_of` (default: the day after the latest data);
+    return the as-of date and the catalog by feature name."""
+    cfg, label = params.featurize, params.label
+    con = connect(params.score.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
     try:
-        tables = load_tables(con, sp.interim_dir)
-        cutoff = utc_midnight(as_of) if as_of is not None else default_as_of(tables)
-        spine = scoring_spine(
-            tables, cutoff, params.label.definition, params.label.inactivity_lookback_days
-        )
-        log.info("scoring table as of %s", cutoff.date())
+        tables = load_tables(con, params.paths.interim)
+        as_of = as_of if as_of is not None else day_after(max_timestamp(tables))
+        spine = scoring_spine(tables, as_of, label.definition, label.inactivity_lookback_days)
+        log.info("scoring table as of %s", as_of.date())
         catalog = write_feature_table(
             con,
             tables,
             spine,
             cfg,
-            sp.features_out,
+            params.paths.score_features,
             work / "features",
-            rows_per_chunk=sp.chunk_rows,
+            rows_per_chunk=params.score.chunk_rows,
         )
+    except duckdb.OutOfMemoryException as exc:
+        raise ResourceLimitError(
+            f"DuckDB ran out of memory building the scoring table ({str(exc).splitlines()[0]}). "
+            "Raise score.duckdb_memory_limit, or lower score.chunk_rows; the previous scores "
+            "are intact."
+        ) from exc
     finally:
         con.disconnect()
-    return cutoff, {f.name: f for f in catalog}
+    return as_of, {f.name: f for f in catalog}
 
 
 def score_chunks(
-    features_path: Path, loaded: LoadedModel, catalog: dict, params: Params, work: Path
+    features_path: Path,
+    loaded: LoadedModel,
+    catalog: dict[str, FeatureInfo],
+    reasons: int,
+    chunk_rows: int,
+    fee_column: str,
+    work: Path,
 ) -> tuple[list[Path], pd.DataFrame]:
     """Score the table chunk by chunk into Parquet parts; return them and the per-customer columns
     that need the whole population (probability, monthly fee) in file order."""
-    sp = params.score
     pf = pq.ParquetFile(features_path)
     check_signature(pf.schema_arrow.names, loaded.model, str(features_path))
     parts: list[Path] = []
     population: list[pd.DataFrame] = []
-    batches = pf.iter_batches(batch_size=sp.chunk_rows)
-    total = -(-pf.metadata.num_rows // sp.chunk_rows)
+    batches = pf.iter_batches(batch_size=chunk_rows)
+    total = -(-pf.metadata.num_rows // chunk_rows)
     for i, batch in enumerate(tqdm(batches, total=total, desc="scoring", unit="chunk")):
         frame = batch.to_pandas()
-        scored = score_frame(frame, loaded, catalog, sp.reasons)
+        scored = score_frame(frame, loaded, catalog, reasons)
         part = work / f"scores-{i:05d}.parquet"
         pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), part)
         parts.append(part)
-        fee = params.value.fee_column
+        fee = fee_column
         population.append(
             pd.DataFrame(
                 {
@@ -125,36 +126,10 @@ def score_chunks(
     return parts, pd.concat(population, ignore_index=True)
 
 
-def population_columns(pop: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Columns that compare each customer with all others: risk decile and tier, the customer's
-    value (CLV, value tier, value at risk) and the retention priority (models/value.py)."""
-    sp = params.score
-    p = pop["churn_probability"].to_numpy(dtype=float)
-    out = pd.DataFrame(
-        {
-            "risk_decile": risk_decile(p),
-            "risk_tier": risk_tier(p, sp.risk_tiers, sp.default_tier),
-        }
-    )
-    if len(pop) == 0:
-        return out
-    if pop["monthly_fee"].isna().all():
-        log.warning(
-            "the scoring table has no %r column: no value or priority columns (value.fee_column)",
-            params.value.fee_column,
-        )
-        return out
-    valued = add_value_columns(pop, params.value)
-    for col in ("monthly_fee", *VALUE_COLUMNS):
-        values = valued[col]
-        out[col] = values.astype("string") if col == "value_tier" else values.to_numpy()
-    return out
-
-
-def write_priority(scores: Path, target: Path, params: Params) -> int:
-    """reports/priority.csv: customers worth a retention contact, best expected gain first."""
+def write_priority(scores: Path, target: Path, value: ValueParams) -> int:
+    """The priority list: customers worth a retention contact, best expected gain first."""
     rows = pq.read_table(scores, filters=[("expected_gain", ">", 0.0)]).to_pandas()
-    listed = priority_list(rows, params.value)
+    listed = priority_list(rows, value)
     with atomic_path(target) as tmp:
         listed.to_csv(tmp, index=False)
     return len(listed)
@@ -220,34 +195,45 @@ def _alive(pid: int) -> bool:
 
 def run(
     params: Params,
-    as_of: str | None = None,
+    as_of: pd.Timestamp | None = None,
     model_uri: str | None = None,
     csv: str | None = None,
 ) -> dict[str, Any]:
-    """Score every active customer; return the summary written to `score.summary`."""
-    sp = params.score
+    """Score every active customer at `as_of` (default: `score.as_of`, else the day after the
+    latest data); return the summary written to `paths.score_report`."""
+    sp, paths = params.score, params.paths
+    if as_of is None and sp.as_of is not None:
+        as_of = as_of_date(sp.as_of)
     started = time.perf_counter()
     mlflow.set_tracking_uri(tracking.tracking_uri(params.mlflow.tracking_uri))
-    loaded = load_scoring_model(model_uri or sp.model)
+    loaded = load_model_uri(model_uri or sp.model)
     log.info("model %s: version %s, run %s", loaded.uri, loaded.version, loaded.run_id)
-    out = Path(sp.out)
+    out = Path(paths.scores)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_work_dirs(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".score-{os.getpid()}-", dir=out.parent))
     try:
-        cutoff, catalog = build_scoring_table(params, as_of or sp.as_of, work)
-        parts, pop = score_chunks(Path(sp.features_out), loaded, catalog, params, work)
-        extra = population_columns(pop, params)
-        csv_path = Path(csv) if csv else (Path(sp.csv) if sp.csv else None)
+        as_of, catalog = build_scoring_table(params, as_of, work)
+        parts, pop = score_chunks(
+            Path(paths.score_features),
+            loaded,
+            catalog,
+            sp.reasons,
+            sp.chunk_rows,
+            params.value.fee_column,
+            work,
+        )
+        extra = population_columns(pop, sp.risk_tiers, sp.default_tier, params.value)
+        csv_path = Path(csv or paths.scores_csv)
         n = write_scores(parts, extra, out, csv_path)
         if "expected_gain" in extra.columns:
-            listed = write_priority(out, Path(params.value.priority_report), params)
-            log.info("%d customers on the priority list %s", listed, params.value.priority_report)
+            listed = write_priority(out, Path(paths.priority), params.value)
+            log.info("%d customers on the priority list %s", listed, paths.priority)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     probability = pop["churn_probability"]
     summary = {
-        "as_of": cutoff.isoformat(),
+        "as_of": as_of.isoformat(),
         "customers": n,
         "model_uri": loaded.uri,
         "model_version": loaded.version,
@@ -257,37 +243,8 @@ def run(
         "seconds": round(time.perf_counter() - started, 1),
         "scores": str(out),
     }
-    write_json(sp.summary, summary)
+    write_json(paths.score_report, summary)
     log.info(
-        "scored %d customers as of %s in %.1f s -> %s", n, cutoff.date(), summary["seconds"], out
+        "scored %d customers as of %s in %.1f s -> %s", n, as_of.date(), summary["seconds"], out
     )
     return summary
-
-
-def main(
-    params_path: Path | str = "params.yaml",
-    as_of: str | None = None,
-    model_uri: str | None = None,
-    csv: str | None = None,
-) -> int:
-    """Entry point for `churn score`; exit code 2 with a message on bad input."""
-    try:
-        run(load_params(params_path), as_of=as_of, model_uri=model_uri, csv=csv)
-    except (ModelNotFoundError, TableContractError, FileNotFoundError, ParamsError) as exc:
-        log.error("score: %s", exc)
-        return EXIT_BAD_INPUT
-    except ValueError as exc:  # feature columns that do not match the model, bad as-of date
-        log.error("score: %s", exc)
-        return EXIT_BAD_INPUT
-    except duckdb.OutOfMemoryException as exc:
-        log.error(
-            "score: DuckDB ran out of memory building the scoring table (%s). Raise "
-            "score.duckdb_memory_limit, or lower score.chunk_rows; the previous scores are intact.",
-            str(exc).splitlines()[0],
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

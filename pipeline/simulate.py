@@ -91,8 +91,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import SimulateParams, load_params
-from pipeline.io import AtomicDirectory, write_json
+from features.base.io import atomic_directory, write_json
+from pipeline.config import Params
+from pipeline.settings import SimulateParams
 
 log = logging.getLogger(__name__)
 
@@ -1358,55 +1359,45 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 # ----------------------------------------------------------------------------- the stage
 def simulate(params: SimulateParams, horizon_days: int, out_dir: Path | str) -> dict[str, Any]:
     """Simulate `params.customers` customers into `out_dir` atomically; return the summary."""
-    if params.customers <= 0 or params.chunk_size <= 0:
-        raise ValueError(
-            f"simulate.customers and simulate.chunk_size must be > 0, found "
-            f"{params.customers} and {params.chunk_size}"
-        )
-    if not 0.0 <= params.existing_fraction <= 1.0:
-        raise ValueError(
-            f"simulate.existing_fraction must be in [0, 1], found {params.existing_fraction}"
-        )
     if horizon_days <= 0:
         raise ValueError(f"label.horizon_days must be > 0, found {horizon_days}")
     cal = build_calendar(params.start_date, params.end_date)
     n_chunks = math.ceil(params.customers / params.chunk_size)
     seeds = np.random.SeedSequence(params.seed).spawn(n_chunks)
-    staging = AtomicDirectory(out_dir)
     writers: dict[str, pq.ParquetWriter] = {}
     summary = _Summary()
-    try:
-        for name in TABLES:
-            writers[name] = pq.ParquetWriter(staging.path(f"{name}.parquet"), SCHEMAS[name])
-        for i, seed in enumerate(seeds):
-            began = time.perf_counter()
-            first = i * params.chunk_size
-            n = min(params.chunk_size, params.customers - first)
-            tables = simulate_chunk(first + 1, n, seed, cal, horizon_days, params.existing_fraction)
-            for name, t in tables.items():
-                writers[name].write_table(t)
-            summary.add(tables)
-            log.info(
-                "chunk %d/%d: %d customers, %d events, %d customer-months (%.1f s)",
-                i + 1,
-                n_chunks,
-                n,
-                tables["events"].num_rows,
-                tables["truth"].num_rows,
-                time.perf_counter() - began,
-            )
-            del tables
-        for w in writers.values():
-            w.close()
-        writers.clear()
-        result = _describe(params, horizon_days, cal, summary)
-        write_json(staging.path("simulation.json"), result)
-        staging.commit()
-    except BaseException:
-        for w in writers.values():
-            w.close()
-        staging.discard()
-        raise
+    with atomic_directory(out_dir) as staging:
+        try:
+            for name in TABLES:
+                writers[name] = pq.ParquetWriter(staging / f"{name}.parquet", SCHEMAS[name])
+            for i, seed in enumerate(seeds):
+                began = time.perf_counter()
+                first = i * params.chunk_size
+                n = min(params.chunk_size, params.customers - first)
+                tables = simulate_chunk(
+                    first + 1, n, seed, cal, horizon_days, params.existing_fraction
+                )
+                for name, t in tables.items():
+                    writers[name].write_table(t)
+                summary.add(tables)
+                log.info(
+                    "chunk %d/%d: %d customers, %d events, %d customer-months (%.1f s)",
+                    i + 1,
+                    n_chunks,
+                    n,
+                    tables["events"].num_rows,
+                    tables["truth"].num_rows,
+                    time.perf_counter() - began,
+                )
+                del tables
+            for w in writers.values():
+                w.close()
+            writers.clear()
+            result = _describe(params, horizon_days, cal, summary)
+            write_json(staging / "simulation.json", result)
+        finally:
+            for w in writers.values():
+                w.close()
     return result
 
 
@@ -1427,7 +1418,6 @@ def _describe(
 ) -> dict[str, Any]:
     """The content of simulation.json (deterministic: no wall-clock values)."""
     settings = dataclasses.asdict(params)
-    settings.pop("out_dir")  # where the files went is not part of what they are
     months = max(summary.customer_months, 1)
     drivers = summary.drivers()
     return {
@@ -1466,25 +1456,24 @@ def _describe(
     }
 
 
-def main(
-    params_path: Path | str,
+def run(
+    params: Params,
     customers: int | None = None,
     seed: int | None = None,
     out_dir: Path | str | None = None,
 ) -> dict[str, Any]:
-    """`churn simulate`: read params, apply overrides, simulate into simulate.out_dir."""
-    params = load_params(params_path)
+    """`churn simulate`: the `simulate` params with the command line's overrides, into
+    `paths.raw` (or `out_dir`)."""
     overrides: dict[str, Any] = {}
     if customers is not None:
         overrides["customers"] = customers
     if seed is not None:
         overrides["seed"] = seed
-    if out_dir is not None:
-        overrides["out_dir"] = str(out_dir)
     sim = dataclasses.replace(params.simulate, **overrides)
-    log.info("simulating %d customers (seed %d) into %s", sim.customers, sim.seed, sim.out_dir)
+    target = str(out_dir) if out_dir is not None else params.paths.raw
+    log.info("simulating %d customers (seed %d) into %s", sim.customers, sim.seed, target)
     began = time.perf_counter()
-    result = simulate(sim, params.label.horizon_days, sim.out_dir)
+    result = simulate(sim, params.label.horizon_days, target)
     log.info(
         "wrote %s in %.1f s; monthly churn rate %.4f",
         ", ".join(f"{k}={v:,}" for k, v in result["rows"].items()),

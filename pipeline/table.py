@@ -14,14 +14,11 @@ registered. Outputs go to one directory, swapped into place at once:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,17 +27,18 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from models import explain as ex
-from models import report, tracking
+from features.base.io import atomic_directory
+from features.base.params import ParamsError
 from models import snapshot as sn
-from models.leakage import LeakageSettings
-from models.split import LABEL, TrainingDataError
-from pipeline.config import Params, ParamsError, load_params
-from pipeline.io import AtomicDirectory
+from models import tracking
+from models.explain import drivers as ex
+from models.training.split import LABEL
+from pipeline.config import Params
+from pipeline.reporting import html as report
+from pipeline.reporting import shap_figures as figures
 
 log = logging.getLogger(__name__)
 
-EXIT_BAD_INPUT = 2
 SEGMENT_MAX_LEVELS = 12
 
 
@@ -177,7 +175,7 @@ def driver_report(
     touchpoints = ex.touchpoint_analysis(importance, sample, ())
     groups = ex.group_importance(importance)
     churn_types = ex.churn_type_importance(importance)
-    images, dependence = report.draw_figures(result, importance, groups, churn_types, touchpoints)
+    images, dependence = figures.draw_figures(result, importance, groups, churn_types, touchpoints)
     churners = int(sample[LABEL].sum())
     head = {
         **header,
@@ -400,45 +398,36 @@ def fit(job: TableJob, params: Params) -> dict[str, Any]:
     d = params.data
     source = str(job.path)
     frame = read_table(Path(job.path))
-    schema = sn.infer_schema(
-        frame, job.target, job.positive, job.id_column, job.drop, sn.inference_settings(d), source
-    )
+    schema = sn.infer_schema(frame, job.target, job.positive, job.id_column, job.drop, d, source)
     y, target_info = sn.encode_target(frame, job.target, job.positive, source)
     features = schema.transform(frame)
     known = ~np.isnan(y)
-    settings = sn.model_settings(d)
-    guard = LeakageSettings.from_params(params.leakage)
-    allow = job.allow_leaky or params.leakage.allow_leaky
+    guard = replace(params.leakage, allow_leaky=job.allow_leaky or params.leakage.allow_leaky)
     x, yk = features.loc[known], y[known].astype(int)
-    evaluation = sn.evaluate_folds(
-        x, yk, settings, params.train, guard, job.cv, d.holdout_fraction, allow
-    )
-    final = sn.fit_snapshot_model(x, yk, settings, params.train, guard, allow, "all labelled rows")
+    evaluation = sn.evaluate_folds(x, yk, d, params.train, guard, job.cv)
+    final = sn.fit_snapshot_model(x, yk, d, params.train, guard, "all labelled rows")
     oof = np.full(len(y), np.nan)
     oof[np.flatnonzero(known)] = evaluation["oof"]
     suspects = _suspects(final, evaluation["folds"], schema)
     summary = _summary(job, schema, target_info, evaluation, final, suspects)
     scores = score_rows(final, schema, frame, features, y, oof, d.reasons)
 
-    out = AtomicDirectory(job.out_dir)
-    try:
-        _save_model(out.path("model"), final, schema, frame, scores["churn_probability"].to_numpy())
+    with atomic_directory(job.out_dir) as staging:
+        _save_model(staging / "model", final, schema, frame, scores["churn_probability"].to_numpy())
         header = {
             "model_name": d.model_name,
             "model_version": "(registering)",
             "run_id": None,
             "as_of": f"{Path(job.path).name} (snapshot)",
         }
-        built = driver_report(
-            final, schema, x, yk, header, suspects, d.explain_sample, settings.seed
-        )
-        drivers = out.path("drivers")
+        built = driver_report(final, schema, x, yk, header, suspects, d.explain_sample, d.seed)
+        drivers = staging / "drivers"
         drivers.mkdir()
         for name, table in built["tables"].items():
             table.to_csv(drivers / name, index=False, float_format="%.6g")
         (drivers / "index.html").write_text(built["html"], encoding="utf-8")
-        scores.to_parquet(out.path("scores.parquet"), index=False)
-        tracked = _log_mlflow(params, job, summary, out.staging, final)
+        scores.to_parquet(staging / "scores.parquet", index=False)
+        tracked = _log_mlflow(params, job, summary, staging, final)
         summary["mlflow"] = tracked
         html = (
             built["html"]
@@ -461,13 +450,9 @@ def fit(job: TableJob, params: Params) -> dict[str, Any]:
             "report": str(Path(job.out_dir) / "drivers" / "index.html"),
         }
         summary["seconds"] = round(time.perf_counter() - started, 1)
-        out.path("summary.json").write_text(
+        (staging / "summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n", "utf-8"
         )
-    except BaseException:
-        out.discard()
-        raise
-    out.commit()
     log.info(
         "table %s: roc_auc %.4f (folds %s; logistic regression %.4f, LightGBM alone %.4f), "
         "pr_auc %.4f; %d features, %d dropped, %d leakage suspect(s); %s in %.0fs",
@@ -486,27 +471,18 @@ def fit(job: TableJob, params: Params) -> dict[str, Any]:
     return summary
 
 
-def _load(params_path: Path | str, required: bool) -> Params:
-    """params.yaml; outside a project (no params file at the default path) the defaults."""
-    if not required and not Path(params_path).exists():
-        return Params()
-    return load_params(params_path)
-
-
-def main_fit(
+def fit_file(
+    params: Params,
     data: Path | str,
     target: str,
     positive: str,
     id_column: str | None = None,
     drop: tuple[str, ...] = (),
     cv: int | None = None,
-    as_json: bool = False,
     allow_leaky: bool = False,
     out_dir: Path | str | None = None,
-    params_path: Path | str = "params.yaml",
-) -> int:
-    """`churn table fit`: exit 0, or 2 with a message on bad input; `--json` prints the summary."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+) -> dict[str, Any]:
+    """`churn table fit FILE`: fit one table given on the command line; return the summary."""
     name = Path(data).stem
     job = TableJob(
         path=str(data),
@@ -516,55 +492,35 @@ def main_fit(
         drop=tuple(drop),
         cv=cv,
         allow_leaky=allow_leaky,
-        out_dir=str(out_dir or Path("reports/table") / name),
+        out_dir=str(out_dir or Path(params.paths.tables) / name),
         name=name,
     )
-    try:
-        params = _load(params_path, required=str(params_path) != "params.yaml")
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON
-            summary = fit(job, params)
-    except (sn.SnapshotDataError, TrainingDataError, ParamsError) as exc:
-        log.error("table fit: %s", exc)
-        if as_json:
-            sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
-        return EXIT_BAD_INPUT
-    if as_json:
-        keep = ("folds", "schema")
-        result = {k: v for k, v in summary.items() if k not in keep}
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
-    return 0
+    return fit(job, params)
 
 
-def main(params_path: Path | str = "params.yaml", name: str | None = None) -> int:
-    """Stage `table@<name>`: fit `data.tables.<name>` of params.yaml (every table if no name)."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        params = load_params(params_path)
-        d = params.data
-        if d.shape != "snapshot":
-            raise ParamsError(
-                f"{params_path}: data.shape is {d.shape!r}; `churn table run` needs "
-                "data.shape: snapshot and data.tables (see configs/telco.yaml)"
-            )
-        names = [name] if name else sorted(d.tables)
-        unknown = [n for n in names if n not in d.tables]
-        if unknown:
-            raise ParamsError(f"data.tables: no table named {unknown}; found {sorted(d.tables)}")
-        for n in names:
-            t = d.tables[n]
-            job = TableJob(
-                path=t.path,
-                target=t.target,
-                positive=t.positive,
-                id_column=t.id,
-                drop=t.drop,
-                cv=t.cv,
-                allow_leaky=params.leakage.allow_leaky,
-                out_dir=f"reports/table/{n}",
-                name=n,
-            )
-            fit(job, params)
-    except (sn.SnapshotDataError, TrainingDataError, ParamsError) as exc:
-        log.error("table: %s", exc)
-        return EXIT_BAD_INPUT
-    return 0
+def run(params: Params, name: str | None = None) -> None:
+    """Stage `table@<name>`: fit `data.tables.<name>` (every table when no name is given)."""
+    d = params.data
+    if d.shape != "snapshot":
+        raise ParamsError(
+            f"data.shape is {d.shape!r}; `churn table run` needs data.shape: snapshot and "
+            "data.tables (see configs/telco.yaml)"
+        )
+    names = [name] if name else sorted(d.tables)
+    unknown = [n for n in names if n not in d.tables]
+    if unknown:
+        raise ParamsError(f"data.tables: no table named {unknown}; found {sorted(d.tables)}")
+    for n in names:
+        t = d.tables[n]
+        job = TableJob(
+            path=t.path,
+            target=t.target,
+            positive=t.positive,
+            id_column=t.id,
+            drop=t.drop,
+            cv=t.cv,
+            allow_leaky=params.leakage.allow_leaky,
+            out_dir=str(Path(params.paths.tables) / n),
+            name=n,
+        )
+        fit(job, params)

@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
 from test_explain import ALERTS, build_project  # noqa: E402
 
-from pipeline import explain as explain_stage  # noqa: E402
+from helpers import churn
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -134,7 +134,7 @@ def test_driver_report_opens_in_headless_chromium(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     build_project(tmp_path, alerts=ALERTS)
-    assert explain_stage.main("params.yaml") == 0
+    assert churn("explain") == 0
     page = tmp_path / "reports/drivers/index.html"
 
     shot = tmp_path / "drivers_screenshot.png"

@@ -7,17 +7,19 @@ import math
 
 import pandas.testing as pdt
 import pytest
-from conftest import execute, hand_data, spine_of, to_tables
 
+from features.base.params import ParamsError, from_dict
 from features.build import build_features, scoring_spine, training_spine, write_feature_table
 from features.catalog import GROUPS
-from features.economic import economic_features
-from features.engagement import engagement_features
-from features.experience import experience_features
+from features.families.economic import economic_features
+from features.families.engagement import engagement_features
+from features.families.experience import experience_features
+from features.families.profile import profile_features
+from features.families.service import service_features
 from features.labels import build_labels
-from features.profile import profile_features
-from features.service import service_features
-from pipeline.config import FeaturizeParams, LabelParams, ParamsError, from_dict
+from features.settings import FeaturizeParams, LabelParams
+
+from conftest import execute, hand_data, spine_of, to_tables
 
 CFG = FeaturizeParams(max_categories=4)
 SPINE = [("c1", "2024-07-01"), ("c2", "2024-07-01"), ("c3", "2024-07-01")]

@@ -6,10 +6,12 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from conftest import execute, table, to_tables
 
+from features.base.params import ParamsError
 from features.labels import build_labels, monthly_cutoffs
-from pipeline.config import LabelParams, ParamsError
+from features.settings import LabelParams
+
+from conftest import execute, table, to_tables
 
 C = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
 

@@ -13,13 +13,14 @@ import math
 
 import numpy as np
 import pyarrow as pa
-from conftest import hand_data, spine_of, to_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features.build import build_features
+from features.settings import FeaturizeParams
 from features.tables import connect, plural, slug
-from pipeline.config import FeaturizeParams
+
+from conftest import hand_data, spine_of, to_tables
 
 # A smaller configuration than the default keeps each build fast; every window, touchpoint and
 # category goes through the same code, so fewer of them lose no coverage of the rules.

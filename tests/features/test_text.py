@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import features.lexicon as lexicon_module
-from features.text import mention_windows, text_features
-from pipeline.config import FeaturizeParams
+from features.families.text import mention_windows, text_features
+from features.settings import FeaturizeParams
 
 C = datetime(2024, 7, 1, tzinfo=UTC)
 C2 = datetime(2024, 8, 1, tzinfo=UTC)
@@ -160,7 +160,7 @@ def test_point_in_time(con, hours):
 
 
 def test_each_text_is_normalised_once(con, monkeypatch):
-    import features.text as text_module
+    import features.families.text as text_module
 
     lex = lexicon_module.load_lexicon()  # before counting: loading normalises the terms
     monkeypatch.setattr(text_module, "load_lexicon", lambda path: lex)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from models.baselines import fit_logreg, fit_single_feature_rule, predict_logreg
-from models.split import split_by_cutoff
-from models.train import fit_feature_spec
+from models.model import fit_feature_spec
+from models.training.baselines import fit_logreg, fit_single_feature_rule, predict_logreg
+from models.training.split import split_by_cutoff
 
 
 def test_rule_picks_the_strongest_single_feature_on_validation(model_table: pd.DataFrame) -> None:

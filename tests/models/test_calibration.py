@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from models.calibration import Calibrator, choose_calibrator, cross_fitted_log_loss
+from models.training.calibration import Calibrator, choose_calibrator, cross_fitted_log_loss
 
 
 def _distorted(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,13 +16,15 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from features.base.params import ParamsError, from_dict
 from features.catalog import GROUP_CHURN_TYPE
-from models import explain as ex
 from models import tracking
-from models.split import TrainingDataError
-from pipeline import explain as explain_stage
+from models.explain import drivers as ex
+from models.settings import ExplainParams
+from models.training.split import TrainingDataError
 from pipeline.cli import app
-from pipeline.config import ExplainParams, ParamsError, from_dict
+
+from helpers import churn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_model_table  # noqa: E402
@@ -69,7 +71,6 @@ def touchpoint_table(customers: int = 400, cutoffs: int = 4, seed: int = 7) -> p
 
 def build_project(root: Path, alerts: dict | None = None) -> Path:
     """features.parquet, catalog and params.yaml in `root`, then the real `train` stage."""
-    from pipeline import train as train_stage
 
     table = touchpoint_table()
     (root / "data" / "processed").mkdir(parents=True)
@@ -82,7 +83,7 @@ def build_project(root: Path, alerts: dict | None = None) -> Path:
     if alerts is not None:
         (root / "reports").mkdir(exist_ok=True)
         (root / "reports/alerts_backtest.json").write_text(json.dumps(alerts))
-    assert train_stage.main("params.yaml") == 0
+    assert churn("train") == 0
     return root
 
 
@@ -345,7 +346,7 @@ def test_explain_params_reject_unknown_keys_and_non_positive_sizes() -> None:
 
 
 def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_project: Path) -> None:
-    assert explain_stage.main("params.yaml") == 0
+    assert churn("explain") == 0
     out = in_project / "reports/drivers"
     for name in (
         "index.html",
@@ -393,9 +394,9 @@ def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_projec
 
 
 def test_explain_without_an_alert_backtest_says_so(in_project: Path) -> None:
-    yaml_params = {**PARAMS, "explain": {**PARAMS["explain"], "alerts_backtest": "absent.json"}}
+    yaml_params = {**PARAMS, "paths": {"backtest_report": "absent.json"}}
     Path("params_no_alerts.yaml").write_text(yaml.safe_dump(yaml_params))
-    assert explain_stage.main("params_no_alerts.yaml") == 0
+    assert churn("explain", "--params", "params_no_alerts.yaml") == 0
     page = Path("reports/drivers/index.html").read_text()
     assert "absent.json not found" in page
     assert not Path("reports/drivers/alerts_backtest.csv").exists()
@@ -424,13 +425,14 @@ def _png_ok(uri: str) -> bool:
 
 
 def test_report_renders_without_touchpoints_segments_or_alerts() -> None:
-    from models import report
+    from pipeline.reporting import html as report
+    from pipeline.reporting import shap_figures
 
     result = _result()
     importance = ex.global_importance(result, _catalog())
     touchpoints = ex.touchpoint_analysis(importance, result.data, ["support"])
-    assert not report.has_ratings(touchpoints)
-    images, dependence = report.draw_figures(
+    assert not shap_figures.has_ratings(touchpoints)
+    images, dependence = shap_figures.draw_figures(
         result,
         importance,
         ex.group_importance(importance),
@@ -466,21 +468,22 @@ def test_report_renders_without_touchpoints_segments_or_alerts() -> None:
 
 
 def test_report_escapes_catalog_text_and_keeps_plot_titles_renderable() -> None:
-    from models import report
+    from pipeline.reporting import html as report
+    from pipeline.reporting import shap_figures
 
     frame = pd.DataFrame({"description": ["<b>price</b> (e.g. 'too expensive', 太贵, 비싸요)"]})
     html = report.html_table(frame, [("description", "What", "")])
     assert "&lt;b&gt;price&lt;/b&gt;" in html and "<b>price" not in html
-    assert report._wrap(frame.loc[0, "description"], 70) == "<b>price</b>"
+    assert shap_figures._wrap(frame.loc[0, "description"], 70) == "<b>price</b>"
 
 
 def test_explain_logs_a_warning_when_the_mlflow_run_is_unknown(
     in_project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     other = {**PARAMS, "mlflow": {"tracking_uri": "sqlite:///other.db"}}
-    other["explain"] = {**PARAMS["explain"], "out_dir": "reports/drivers_other"}
+    other["paths"] = {"drivers": "reports/drivers_other"}
     Path("params_other.yaml").write_text(yaml.safe_dump(other))
     with caplog.at_level(logging.WARNING):
-        assert explain_stage.main("params_other.yaml") == 0
+        assert churn("explain", "--params", "params_other.yaml") == 0
     assert "not found" in caplog.text and "driver report not logged" in caplog.text
     assert Path("reports/drivers_other/index.html").exists()

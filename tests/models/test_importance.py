@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from models.importance import driver_ranks, mean_abs_shap
-from models.split import split_by_cutoff
-from models.train import train_model
-from pipeline.config import TrainParams
+from models.evaluation.importance import driver_ranks, mean_abs_shap
+from models.settings import TrainParams
+from models.training.split import split_by_cutoff
+from models.training.train import train_model
 
 
 def test_planted_drivers_rank_above_noise(model_table: pd.DataFrame) -> None:

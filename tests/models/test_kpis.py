@@ -41,6 +41,8 @@ from models.kpis import (
     repeat_purchase,
 )
 
+from helpers import churn
+
 UTC = dt.UTC
 TS = pa.timestamp("us", tz="UTC")
 JAN, FEB, MAR, APR = (dt.datetime(2024, m, 1, tzinfo=UTC) for m in (1, 2, 3, 4))
@@ -316,7 +318,6 @@ def test_inactivity_definition_lets_customers_return(con):
 
 def test_stage_writes_reports(tmp_path):
     """`churn kpis` end to end on the hand tables written as interim Parquet files."""
-    from pipeline import kpis as stage
 
     interim = tmp_path / "interim"
     interim.mkdir()
@@ -329,16 +330,16 @@ def test_stage_writes_reports(tmp_path):
     for name, table in data.items():
         pq.write_table(table, interim / f"{name}.parquet")
     params = {
-        "value": {
-            "interim_dir": str(interim),
+        "paths": {
+            "interim": str(interim),
             "kpis_report": str(tmp_path / "kpis.json"),
             "kpis_dir": str(tmp_path / "kpis"),
-            "kpi_first_month": "2024-01-01",
-        }
+        },
+        "value": {"kpi_first_month": "2024-01-01"},
     }
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert stage.main(path) == 0
+    assert churn("kpis", "--params", path) == 0
     report = json.loads((tmp_path / "kpis.json").read_text(encoding="utf-8"))
     assert report["months"] == {"first": "2024-01-01", "last": "2024-03-01", "count": 3}
     overall = report["churn"][ALL]
@@ -353,22 +354,22 @@ def test_stage_writes_reports(tmp_path):
     assert len(monthly) == 3 * (1 + 3 + 2)  # months x (all + 3 plans + 2 countries)
 
 
-def test_stage_bad_segment_exits_2(tmp_path):
-    from pipeline import kpis as stage
+def test_stage_bad_segment_exits_2(tmp_path, caplog):
 
     interim = tmp_path / "interim"
     interim.mkdir()
     pq.write_table(customers(), interim / "customers.parquet")
     pq.write_table(churn_events(), interim / "churn_events.parquet")
     params = {
-        "value": {
-            "interim_dir": str(interim),
-            "kpi_segments": ["tier"],
+        "paths": {
+            "interim": str(interim),
             "kpis_report": str(tmp_path / "reports" / "kpis.json"),
             "kpis_dir": str(tmp_path / "reports" / "kpis"),
-        }
+        },
+        "value": {"kpi_segments": ["tier"]},
     }
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert stage.main(path) == 2
+    assert churn("kpis", "--params", path) == 2
+    assert "segment column(s) ['tier'] not found" in caplog.text
     assert not (tmp_path / "reports").exists()

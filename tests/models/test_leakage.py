@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.leakage import LeakageSettings, screen
+from models.settings import LeakageParams, SplitParams, TrainParams
+from models.training.fit import fit_all
+from models.training.leakage import screen
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def test_numeric_filled_only_for_churners_is_flagged() -> None:
 
 def test_allow_leaky_reports_but_keeps(frame) -> None:
     x, y = frame
-    report = screen(x, y, ["status_copy"], allow_leaky=True)
+    report = screen(x, y, ["status_copy"], LeakageParams(allow_leaky=True))
     assert [e.feature for e in report.suspects] == ["status_copy"]
     assert report.excluded == []
 
@@ -97,28 +99,23 @@ def test_allow_leaky_reports_but_keeps(frame) -> None:
 def test_threshold_is_a_setting(frame) -> None:
     """A lower threshold flags the honest feature too: the threshold, not a constant, decides."""
     x, y = frame
-    strict = screen(
-        x, y, ["honest_strong"], LeakageSettings(auc_threshold=0.8, rule_threshold=0.99)
-    )
+    strict = screen(x, y, ["honest_strong"], LeakageParams(auc_threshold=0.8, rule_threshold=0.99))
     assert strict.excluded == ["honest_strong"]
     evidence = strict.to_dict()["suspects"][0]
     assert evidence["auc"] >= 0.8 and "AUC" in evidence["reasons"][0]
 
 
 def test_temporal_train_stage_excludes_a_planted_leak(model_table) -> None:
-    """`train` (pipeline/train.py fit_all): the guard runs on training cutoffs, the leak is out."""
-    from pipeline.config import Params
-    from pipeline.train import fit_all
-
+    """`train` (models/training/fit.py): the guard runs on training cutoffs, the leak is out."""
     rng = np.random.default_rng(11)
     y = model_table["churned"].astype(int).to_numpy()
     table = model_table.assign(
         cancellation_flag=np.where(rng.random(len(y)) < 0.01, 1 - y, y).astype(float)
     )
-    fitted = fit_all(table, Params(), "test model table")
-    report = fitted["leakage"]
+    fitted = fit_all(table, SplitParams(), TrainParams(), LeakageParams(), "test model table")
+    report = fitted.leakage
     assert report.excluded == ["cancellation_flag"]
-    assert "cancellation_flag" not in fitted["model"].spec.features
-    assert "days_since_last_login" in fitted["model"].spec.features  # the honest driver stays
+    assert "cancellation_flag" not in fitted.model.spec.features
+    assert "days_since_last_login" in fitted.model.spec.features  # the honest driver stays
     screened = {e.feature for e in report.evidence}
     assert not screened & {"customer_id", "cutoff", "churned", "churn_type"}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.metrics import (
+from models.evaluation.metrics import (
     binary_metrics,
     bootstrap_intervals,
     calibration_slope,

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.profit import contacts_at, profit_curve, profit_report, realised_profit_per_customer
-from pipeline.config import ValueParams
+from models.evaluation.profit import (
+    contacts_at,
+    profit_curve,
+    profit_report,
+    realised_profit_per_customer,
+)
+from models.settings import ValueParams
 
 # CLV = fee x (1 - p) (one month, margin 100%, no discount); a saved churner is worth half of it
 P = ValueParams(
@@ -107,7 +112,8 @@ def test_customers_without_fee_are_left_out():
 
 
 def test_evaluate_writes_profit_curves(tmp_path):
-    from pipeline.evaluate import MODELS, profit_curves
+    from models.evaluation.metrics import PREDICTIONS as MODELS
+    from pipeline.evaluate import profit_curves
 
     f = hand_frame().assign(p_logreg=[0.5, 0.5, 0.5, 0.5])
     rows = f[["customer_id"]].assign(current_monthly_fee=f.monthly_fee)

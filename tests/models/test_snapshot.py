@@ -8,12 +8,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models import snapshot as sn
-from models.baselines import fit_logreg, predict_logreg
-from models.calibration import logit
-from models.leakage import LeakageSettings
-from models.split import LABEL, Split
-from models.train import fit_feature_spec
-from pipeline.config import DataParams, TrainParams
+from models.model import fit_feature_spec
+from models.settings import DataParams, LeakageParams, TrainParams
+from models.training.baselines import fit_logreg, predict_logreg
+from models.training.calibration import logit
+from models.training.split import LABEL, Split
 
 
 def plan(frame: pd.DataFrame, column: str, **kw) -> sn.ColumnPlan:
@@ -178,11 +177,10 @@ def test_high_cardinality_noise_does_not_hurt_the_model() -> None:
     y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * signal - 1)))).astype(int)
     clean = pd.DataFrame({"signal": signal})
     noisy = clean.assign(city=rng.choice([f"c{i}" for i in range(400)], n).astype(object))
-    settings = sn.model_settings(DataParams())
-    settings = sn.ModelSettings(**{**settings.__dict__, "inner_folds": 3})
+    settings = DataParams(inner_folds=3)
     aucs = []
     for x in (clean, noisy):
-        result = sn.evaluate_folds(x, y, settings, TrainParams(), LeakageSettings(), cv=3)
+        result = sn.evaluate_folds(x, y, settings, TrainParams(), LeakageParams(), cv=3)
         aucs.append(np.mean([f["metrics"]["roc_auc"] for f in result["folds"]]))
     assert aucs[1] > aucs[0] - 0.02, aucs
 
@@ -251,8 +249,8 @@ def test_scorecard_reproduces_the_logistic_baseline(table) -> None:
 
 def test_fit_excludes_the_leak_and_scores_probabilities(table) -> None:
     x, y = table
-    settings = sn.ModelSettings(**{**sn.model_settings(DataParams()).__dict__, "inner_folds": 3})
-    model = sn.fit_snapshot_model(x, y, settings, TrainParams(), LeakageSettings())
+    settings = DataParams(inner_folds=3)
+    model = sn.fit_snapshot_model(x, y, settings, TrainParams(), LeakageParams())
     assert model.leakage["excluded"] == ["account_status"]
     assert "account_status" not in model.spec.features
     p = model.predict(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.split import TrainingDataError, check_trainable, split_by_cutoff
+from models.training.split import TrainingDataError, check_trainable, split_by_cutoff
 
 
 def test_latest_cutoff_is_test_and_the_one_before_valid(model_table: pd.DataFrame) -> None:

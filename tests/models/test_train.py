@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.split import split_by_cutoff
-from models.train import OTHER, fit_feature_spec, to_model_frame, train_model
-from pipeline.config import TrainParams, TuningParams
+from models.model import OTHER, fit_feature_spec, to_model_frame
+from models.settings import TrainParams, TuningParams
+from models.training.split import split_by_cutoff
+from models.training.train import train_model
 
 FAST = TrainParams(learning_rate=0.1, num_boost_round=300, early_stopping_rounds=20)
 

@@ -1,4 +1,5 @@
-"""models.treeshap: the fast backend reproduces LightGBM's pred_contrib on every tree feature."""
+"""models.explain.treeshap: the fast backend reproduces LightGBM's pred_contrib on every tree
+feature."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import treeshap
+from models.explain import treeshap
 
 ATOL = 1e-9  # both sides are exact TreeSHAP in float64; only summation order differs
 

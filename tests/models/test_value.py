@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.base.params import ParamsError
+from models.settings import ValueParams
 from models.value import (
     ValueInputError,
     add_value_columns,
@@ -14,7 +16,6 @@ from models.value import (
     priority_list,
     tier_edges,
 )
-from pipeline.config import ParamsError, ValueParams
 
 
 def test_clv_by_hand():

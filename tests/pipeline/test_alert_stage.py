@@ -13,8 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline import alert as stage
 from pipeline.cli import app
+
+from helpers import churn
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -192,19 +193,19 @@ def project(tmp_path: Path) -> Path:
     )
     (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(RULES), encoding="utf-8")
     params = {
-        "alert": {
-            "rules": str(tmp_path / "alerts.yaml"),
-            "interim_dir": str(interim),
+        "paths": {
+            "interim": str(interim),
             "scores": str(scores / "scores.parquet"),
             "score_features": str(scores / "features.parquet"),
-            "out_dir": str(tmp_path / "alerts"),
-            "report": str(tmp_path / "reports" / "alerts.md"),
+            "alerts": str(tmp_path / "alerts"),
+            "alerts_report": str(tmp_path / "reports" / "alerts.md"),
             "ledger": str(tmp_path / "alerts" / "delivery_ledger.json"),
             "labels": str(processed / "labels.parquet"),
             "features": str(processed / "features.parquet"),
             "test_predictions": str(processed / "test_predictions.parquet"),
             "backtest_report": str(tmp_path / "reports" / "alerts_backtest.json"),
         },
+        "alert": {"rules": str(tmp_path / "alerts.yaml")},
         "label": {"horizon_days": 30},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
@@ -212,7 +213,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_alert_stage_writes_alerts_csv_and_report(project: Path) -> None:
-    assert stage.main(project / "params.yaml") == 0  # default as-of: the scores' (07-01)
+    assert (
+        churn("alert", "--params", project / "params.yaml") == 0
+    )  # default as-of: the scores' (07-01)
     alerts = pd.read_parquet(project / "alerts" / "alerts.parquet")
     got = sorted(zip(alerts["rule"], alerts["customer_id"], alerts["owner_team"], strict=True))
     assert got == [
@@ -239,15 +242,15 @@ def test_alert_stage_writes_alerts_csv_and_report(project: Path) -> None:
 
 def test_same_as_of_twice_gives_identical_files(project: Path) -> None:
     params = project / "params.yaml"
-    assert stage.main(params, as_of="2024-07-01") == 0
+    assert churn("alert", "--params", params, "--as-of", "2024-07-01") == 0
     first = {p.name: p.read_bytes() for p in (project / "alerts").glob("alerts.*")}
-    assert stage.main(params, as_of="2024-07-01") == 0
+    assert churn("alert", "--params", params, "--as-of", "2024-07-01") == 0
     second = {p.name: p.read_bytes() for p in (project / "alerts").glob("alerts.*")}
     assert first == second and set(first) == {"alerts.parquet", "alerts.csv"}
 
 
 def test_an_earlier_as_of_ignores_later_scores(project: Path) -> None:
-    assert stage.main(project / "params.yaml", as_of="2024-06-23") == 0
+    assert churn("alert", "--params", project / "params.yaml", "--as-of", "2024-06-23") == 0
     alerts = pd.read_parquet(project / "alerts" / "alerts.parquet")
     assert "high_risk" not in set(alerts["rule"])  # the scores are dated 07-01: the future
     assert "escalated_open" not in set(alerts["rule"])  # tickets opened on 06-24
@@ -270,7 +273,7 @@ def test_an_invalid_rule_fails_with_exit_2_and_names_it(
     }
     (project / "alerts.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
     with caplog.at_level(logging.ERROR):
-        assert stage.main(project / "params.yaml") == 2
+        assert churn("alert", "--params", project / "params.yaml") == 2
     assert "rule 'typo': type error at column 33: unknown field 'scor'" in caplog.text
     assert "tenure_days (number)" in caplog.text  # the customer's features are listed too
     assert not (project / "alerts" / "alerts.parquet").exists()
@@ -310,17 +313,17 @@ def test_without_scores_the_as_of_is_the_day_after_the_data(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["alert"]["scores"] = str(project / "no_scores.parquet")
-    params["alert"]["score_features"] = str(project / "no_features.parquet")
+    params["paths"]["scores"] = str(project / "no_scores.parquet")
+    params["paths"]["score_features"] = str(project / "no_features.parquet")
     (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     with caplog.at_level(logging.WARNING):
-        assert stage.main(project / "params.yaml") == 2  # tenure_days is a feature
+        assert churn("alert", "--params", project / "params.yaml") == 2  # tenure_days is a feature
     assert "no customer features were found" in caplog.text
     rules = yaml.safe_load((project / "alerts.yaml").read_text())
     rules["rules"] = [r for r in rules["rules"] if r["name"] != "payment_failure"]
     (project / "alerts.yaml").write_text(yaml.safe_dump(rules), encoding="utf-8")
     with caplog.at_level(logging.WARNING):
-        assert stage.main(project / "params.yaml") == 0
+        assert churn("alert", "--params", project / "params.yaml") == 0
     alerts = pd.read_parquet(project / "alerts" / "alerts.parquet")
     # latest timestamp: a ticket closed 2024-07-03 -> as-of 2024-07-04
     assert set(alerts["as_of"]) == {ts("2024-07-04")}

@@ -1,10 +1,13 @@
 """params.yaml → typed config: defaults, types, and unknown keys as errors."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from pipeline.config import ParamsError, load_params
+from features.base.params import ParamsError
+from features.settings import LabelParams
+from pipeline.config import load_params
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,3 +52,58 @@ def test_params_are_frozen(tmp_path: Path) -> None:
     params = load_params(write(tmp_path, "{}\n"))
     with pytest.raises(AttributeError):
         params.simulate.seed = 1  # type: ignore[misc]
+
+
+def test_a_moved_key_names_its_new_home(tmp_path: Path) -> None:
+    """Old keys (paths that lived in several sections, shadowing params) say where they went."""
+    text = (
+        "featurize:\n  out: x.parquet\nexplain:\n  kpis_report: k.json\nalert:\n  max_attempts: 2\n"
+    )
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, text))
+    message = str(err.value)
+    assert "`featurize.out` is now `paths.features`" in message
+    assert "`explain.kpis_report` is now `paths.kpis_report`" in message
+    assert "`alert.max_attempts` is now `alert.delivery.max_attempts`" in message
+
+
+def test_every_path_has_one_home(tmp_path: Path) -> None:
+    """No section but `paths` holds an output path, so no key can shadow another."""
+    params = load_params(write(tmp_path, "{}\n"))
+    paths = set(dataclasses.asdict(params.paths).values())
+    for section in dataclasses.fields(params):
+        if section.name == "paths":
+            continue
+        values = _leaves(dataclasses.asdict(getattr(params, section.name)))
+        assert not paths & values, (section.name, paths & values)
+
+
+def _leaves(obj: object) -> set:
+    if isinstance(obj, dict):
+        return set().union(*(_leaves(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, list | tuple):
+        return set().union(*(_leaves(v) for v in obj)) if obj else set()
+    return {obj}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("label:\n  definition: weekly\n", r"label.definition: expected one of \['contractual'"),
+        ("data:\n  shape: wide\n", r"data.shape: expected one of \['temporal', 'snapshot'\]"),
+        (
+            "train:\n  calibration:\n    methods: [platt]\n",
+            r"train.calibration.methods\[0\]: expected one of \['none', 'sigmoid', 'isotonic'\]",
+        ),
+    ],
+)
+def test_allowed_values_are_declared_once_and_checked(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ParamsError, match=message):
+        load_params(write(tmp_path, text))
+
+
+def test_allowed_values_hold_for_settings_built_in_code() -> None:
+    with pytest.raises(ParamsError, match="label.definition"):
+        LabelParams(definition="weekly")  # type: ignore[arg-type]

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.rules import parse_rules
-from pipeline.delivery import DeliverySettings, deliver, load_ledger
+from models.warning.rules import parse_rules
+from pipeline.delivery import deliver, load_ledger
+from pipeline.settings import DeliveryParams
 
-FAST = DeliverySettings(max_attempts=4, backoff_seconds=0.0, timeout_seconds=5.0, batch_size=2)
+FAST = DeliveryParams(max_attempts=4, backoff_seconds=0.0, timeout_seconds=5.0, batch_size=2)
 
 
 def alerts(n: int = 3, team: str = "call_centre") -> pd.DataFrame:
@@ -103,7 +104,7 @@ def test_webhook_retries_with_the_same_key_and_never_duplicates(
     receiver.fail_first, receiver.process_failed = 2, True  # answers lost twice
     ledger = tmp_path / "ledger.json"
     waits: list[float] = []
-    settings = DeliverySettings(max_attempts=4, backoff_seconds=0.5, batch_size=10)
+    settings = DeliveryParams(max_attempts=4, backoff_seconds=0.5, batch_size=10)
     [report] = deliver(
         alerts(), rules_with({"type": "webhook", "url": url}), ledger, settings, sleep=waits.append
     )
@@ -256,7 +257,7 @@ def test_email_is_sent_once_over_smtp(smtp: SMTPServer, tmp_path: Path) -> None:
     }
     rf = rules_with(channel, team="account_manager")
     ledger = tmp_path / "ledger.json"
-    settings = DeliverySettings(max_attempts=2, backoff_seconds=0.0, batch_size=100)
+    settings = DeliveryParams(max_attempts=2, backoff_seconds=0.0, batch_size=100)
     [report] = deliver(alerts(team="account_manager"), rf, ledger, settings)
     assert report.delivered == 3 and len(smtp.messages) == 1
     sender, rcpts, raw = smtp.messages[0]
@@ -284,7 +285,7 @@ def test_email_refused_then_accepted(smtp: SMTPServer, tmp_path: Path) -> None:
     rf = rules_with(channel, team="support")
     ledger = tmp_path / "ledger.json"
     smtp.refuse = True
-    settings = DeliverySettings(max_attempts=2, backoff_seconds=0.0, batch_size=100)
+    settings = DeliveryParams(max_attempts=2, backoff_seconds=0.0, batch_size=100)
     [down] = deliver(alerts(team="support"), rf, ledger, settings)
     assert down.pending == 3 and down.attempts == 2 and "421" in (down.error or "")
     smtp.refuse = False

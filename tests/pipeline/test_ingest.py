@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from features.contract import CONTRACTS, output_schema
+from features.settings import IngestParams, TableSource
+from features.validation import validate_sources
 from pipeline.cli import app
-from pipeline.config import IngestParams, TableSource
-from pipeline.contracts import CONTRACTS, output_schema
-from pipeline.ingest import ingest
 
 NOW = "2025-01-01T00:00:00Z"
 UTC_US = pa.timestamp("us", tz="UTC")
@@ -129,6 +129,11 @@ def make_raw(root: Path) -> dict[str, dict]:
         "responses": {"path": "data/raw/responses.jsonl"},
         "tickets": {"path": "data/raw/tickets.parquet"},
     }
+
+
+def ingest(params: IngestParams) -> dict:
+    """Validate into the default paths of a project (data/interim, data/quarantine)."""
+    return validate_sources(params, "data/interim", "data/quarantine", "reports/ingest.json")
 
 
 def write_params(root: Path, tables: dict, **ingest_params) -> Path:
@@ -284,14 +289,13 @@ def test_every_row_is_kept_or_quarantined_with_its_reason(events_plan, responses
                 "events": TableSource(path=str(root / "events.csv")),
                 "responses": TableSource(path=str(root / "responses.csv")),
             },
-            out_dir=str(root / "interim"),
-            quarantine_dir=str(root / "quarantine"),
-            report=str(root / "ingest.json"),
             max_quarantine_fraction=1.0,
             min_parse_fraction=0.0,  # a random mix may be mostly bad: not fatal here
             now=NOW,
         )
-        report = ingest(params)
+        report = validate_sources(
+            params, root / "interim", root / "quarantine", root / "ingest.json"
+        )
         for table, rows, expected in (
             ("events", ev_rows, ev_expected),
             ("responses", rs_rows, rs_expected),

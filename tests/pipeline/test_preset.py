@@ -6,10 +6,16 @@ import shutil
 from pathlib import Path
 
 import yaml
+from typer.testing import CliRunner
 
-from pipeline.preset import main
+from pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(preset: Path, params: Path) -> int:
+    """`churn preset PRESET --params PARAMS`; its exit code."""
+    return CliRunner().invoke(app, ["preset", str(preset), "--params", str(params)]).exit_code
 
 
 def test_preset_replaces_whole_keys_and_keeps_comments(tmp_path: Path) -> None:
@@ -21,12 +27,12 @@ def test_preset_replaces_whole_keys_and_keeps_comments(tmp_path: Path) -> None:
     # ingest.tables replaced as a whole: SQL sources only, no simulated file left over
     assert set(after["ingest"]["tables"]) == set(before["ingest"]["tables"])
     assert all("sql" in t and "path" not in t for t in after["ingest"]["tables"].values())
-    assert after["evaluate"]["truth"] == {"path": None, "driver_features": {}}
+    assert after["evaluate"]["truth"] == {"check": False, "driver_features": {}}
     assert after["featurize"]["touchpoints"] == ["support"]
     # keys the preset does not name are untouched
     assert after["train"]["learning_rate"] == before["train"]["learning_rate"]
     assert after["featurize"]["windows"] == before["featurize"]["windows"]
-    assert "# Every stage reads only its own section" in params.read_text(encoding="utf-8")
+    assert "# What an experiment varies" in params.read_text(encoding="utf-8")
 
 
 def test_a_preset_with_an_unknown_key_changes_nothing(tmp_path: Path, caplog) -> None:  # noqa: ANN001

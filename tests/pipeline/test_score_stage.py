@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from models.treeshap import contributions
-from pipeline import evaluate, featurize, ingest, label, score, simulate, train
-from pipeline.evaluate import load_model
+from models.explain.treeshap import contributions
+from models.model import load_model
+
+from helpers import churn
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -50,12 +51,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.chdir(root)
     try:
-        simulate.main("params.yaml")
-        assert ingest.main("params.yaml") == 0
-        label.main("params.yaml")
-        featurize.main("params.yaml")
-        assert train.main("params.yaml") == 0
-        assert evaluate.main("params.yaml") == 0
+        for stage in ("simulate", "ingest", "label", "featurize", "train", "evaluate"):
+            assert churn(stage) == 0, stage
     finally:
         os.chdir(old)
         if saved is not None:
@@ -77,7 +74,7 @@ def _test_cutoff(project: Path) -> pd.Timestamp:
 
 def test_scores_equal_the_models_predictions_on_the_training_rows(in_project: Path) -> None:
     cutoff = _test_cutoff(in_project)
-    assert score.main("params.yaml", as_of=cutoff.date().isoformat()) == 0
+    assert churn("score", "--as-of", cutoff.date().isoformat()) == 0
 
     scores = pd.read_parquet("data/scores/scores.parquet")
     table = pd.read_parquet("data/processed/features.parquet")
@@ -104,7 +101,7 @@ def test_scores_equal_the_models_predictions_on_the_training_rows(in_project: Pa
 
 
 def test_reasons_are_the_largest_exact_contributions(in_project: Path) -> None:
-    assert score.main("params.yaml", model_uri="artifacts/model") == 0
+    assert churn("score", "--model", "artifacts/model") == 0
     scores = pd.read_parquet("data/scores/scores.parquet")
     feats = pd.read_parquet("data/scores/features.parquet")
     model = load_model("artifacts/model")
@@ -156,10 +153,10 @@ def test_missing_model_exits_2_with_a_message(
         else None
     )
     with caplog.at_level(logging.ERROR):
-        assert score.main("params.yaml", model_uri="models:/no-such-model@champion") == 2
+        assert churn("score", "--model", "models:/no-such-model@champion") == 2
     assert "no-such-model" in caplog.text and "registry" in caplog.text
     with caplog.at_level(logging.ERROR):
-        assert score.main("params.yaml", model_uri="nowhere/model") == 2
+        assert churn("score", "--model", "nowhere/model") == 2
     assert "nowhere/model" in caplog.text
     after = Path("data/scores/scores.parquet").read_bytes() if before is not None else None
     assert after == before
@@ -175,7 +172,7 @@ def test_features_that_do_not_match_the_model_exit_2(
     meta["spec"]["numeric"].append("loyalty_points_30d")
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     with caplog.at_level(logging.ERROR):
-        assert score.main("params.yaml", model_uri=str(other)) == 2
+        assert churn("score", "--model", str(other)) == 2
     assert "loyalty_points_30d" in caplog.text and "re-run" in caplog.text
 
 
@@ -183,18 +180,20 @@ def test_missing_interim_tables_exit_2(
     in_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
-    params["score"]["interim_dir"] = str(tmp_path / "empty")
-    params["score"]["out"] = str(tmp_path / "scores.parquet")
+    params["paths"] = {
+        "interim": str(tmp_path / "empty"),
+        "scores": str(tmp_path / "scores.parquet"),
+    }
     alt = tmp_path / "params.yaml"
     alt.write_text(yaml.safe_dump(params), encoding="utf-8")
     with caplog.at_level(logging.ERROR):
-        assert score.main(alt) == 2
+        assert churn("score", "--params", alt) == 2
     assert "customers" in caplog.text and "churn ingest" in caplog.text
     assert not (tmp_path / "scores.parquet").exists()
 
 
 def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> None:
-    assert score.main("params.yaml", model_uri="artifacts/model") == 0
+    assert churn("score", "--model", "artifacts/model") == 0
     out = Path("data/scores/scores.parquet")
     before = out.read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -218,6 +217,6 @@ def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> 
     assert pq.read_table(out).num_rows > 0
     assert list(Path("data/scores").glob(".score-*"))  # the killed job's work directory
     # the next run removes it and succeeds
-    assert score.main("params.yaml", model_uri="artifacts/model") == 0
+    assert churn("score", "--model", "artifacts/model") == 0
     assert not list(Path("data/scores").glob(".score-*"))
     assert not list(Path("data/scores").glob(".scores.parquet.*"))

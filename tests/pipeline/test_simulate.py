@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import simulate as sim
-from pipeline.config import SimulateParams
+from pipeline.settings import SimulateParams
+
+from helpers import churn
 
 HORIZON = 30
 TABLE_FILES = [f"{name}.parquet" for name in sim.TABLES] + ["simulation.json"]
@@ -32,7 +34,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,500 simulated customers in 3 chunks (exercises chunk seeds and writers)."""
     tmp = tmp_path_factory.mktemp("sim")
     params = _params_file(tmp, seed=7, customers=1500, chunk_size=500)
-    sim.main(params, out_dir=tmp / "raw")
+    assert churn("simulate", "--params", params, "--out-dir", tmp / "raw") == 0
     return tmp / "raw"
 
 

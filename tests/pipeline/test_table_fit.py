@@ -14,6 +14,9 @@ import pytest
 import yaml
 
 from pipeline import table
+from pipeline.config import Params
+
+from helpers import churn
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -151,18 +154,12 @@ def test_bad_target_or_positive_value_exits_2_with_a_message(
     workdir: Path, args: list[str], message: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     make_table(60).to_csv(workdir / "churn.csv", index=False)
-    code = table.main_fit("churn.csv", **_kwargs(args), as_json=False)
-    assert code == 2
+    assert churn("table", "fit", "churn.csv", *args) == 2
     assert message in caplog.text
 
 
-def _kwargs(args: list[str]) -> dict[str, str]:
-    names = {"--target": "target", "--positive": "positive", "--id": "id_column"}
-    return {names[k]: v for k, v in zip(args[::2], args[1::2], strict=True)}
-
-
 def test_missing_file_exits_2(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert table.main_fit("nope.csv", "Churn", "Yes") == 2
+    assert churn("table", "fit", "nope.csv", "--target", "Churn", "--positive", "Yes") == 2
     assert "nope.csv: file not found" in caplog.text
 
 
@@ -186,7 +183,7 @@ def test_params_stage_with_holdout_and_allow_leaky(workdir: Path) -> None:
         "leakage": {"allow_leaky": True},
     }
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    assert table.main("params.yaml", "demo") == 0
+    assert churn("table", "run", "demo") == 0
     summary = json.loads((workdir / "reports/table/demo/summary.json").read_text("utf-8"))
     assert summary["evaluation"] == "stratified holdout" and len(summary["roc_auc_folds"]) == 1
     assert summary["leakage_suspects"][0]["kept"] is True
@@ -195,7 +192,7 @@ def test_params_stage_with_holdout_and_allow_leaky(workdir: Path) -> None:
 
 def test_params_stage_needs_snapshot_shape(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
     (workdir / "params.yaml").write_text("data: {shape: temporal}\n", encoding="utf-8")
-    assert table.main("params.yaml") == 2
+    assert churn("table", "run") == 2
     assert "data.shape is 'temporal'" in caplog.text
 
 
@@ -212,7 +209,7 @@ def test_shared_telco_beats_logistic_regression_reference(workdir: Path) -> None
             out_dir=str(workdir / "telco"),
             name="telco",
         ),
-        table.Params(),
+        Params(),
     )
     assert summary["dropped_columns"] == {"customerID": summary["dropped_columns"]["customerID"]}
     schema = {c["column"]: c["kind"] for c in summary["schema"]}

@@ -17,10 +17,10 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from models import tracking
-from pipeline import evaluate as evaluate_stage
-from pipeline import train as train_stage
+from models.evaluation.truth import truth_check
 from pipeline.cli import app
-from pipeline.config import EvaluateParams, TruthParams
+
+from helpers import churn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from conftest import make_model_table  # noqa: E402
@@ -71,8 +71,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_train_and_evaluate_end_to_end_then_a_worse_challenger_is_not_promoted(
     project: Path,
 ) -> None:
-    assert train_stage.main("params.yaml") == 0
-    assert evaluate_stage.main("params.yaml") == 0
+    assert churn("train") == 0
+    assert churn("evaluate") == 0
 
     for path in (
         "artifacts/model/MLmodel",
@@ -118,8 +118,8 @@ def test_train_and_evaluate_end_to_end_then_a_worse_challenger_is_not_promoted(
     table = pd.read_parquet("data/processed/features.parquet")
     table["churned"] = np.random.default_rng(1).permutation(table["churned"].to_numpy())
     table.to_parquet("data/processed/features.parquet", index=False)
-    assert train_stage.main("params.yaml") == 0
-    assert evaluate_stage.main("params.yaml") == 0
+    assert churn("train") == 0
+    assert churn("evaluate") == 0
     second = json.loads(Path("reports/promotion.json").read_text())
     assert second["promoted"] is False
     assert second["challenger_value"] < second["champion_value"] - second["tolerance"]
@@ -129,10 +129,10 @@ def test_train_and_evaluate_end_to_end_then_a_worse_challenger_is_not_promoted(
 
 @pytest.mark.parametrize("path", [None, "data/raw/absent.parquet"])
 def test_truth_check_is_skipped_without_a_truth_table(tmp_path: Path, path: str | None) -> None:
-    params = EvaluateParams(truth=TruthParams(path=None if path is None else str(tmp_path / path)))
-    truth = evaluate_stage.truth_check(pd.DataFrame(), pd.DataFrame(), None, params)  # type: ignore[arg-type]
+    truth_path = None if path is None else tmp_path / path  # None: evaluate.truth.check false
+    truth = truth_check(pd.DataFrame(), pd.DataFrame(), None, truth_path, {})  # type: ignore[arg-type]
     assert truth["skipped"] is True
-    assert ("null" if path is None else "not found") in truth["reason"]
+    assert ("check is false" if path is None else "not found") in truth["reason"]
 
 
 def _few_training_positives(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,392 @@
+"""The input contract, defined once: what `ingest` accepts and what it writes to data/interim/.
+
+Everything else is derived from `CONTRACTS`:
+
+- `source_schema`: a pandera (Ibis backend) schema for a raw source table, validated lazily
+  before any row is written; its failures are fatal (missing column, column that mostly does
+  not parse, zero rows).
+- `output_schema`: a pandera (Ibis backend) schema for a normalised table in data/interim/.
+- `parse_sql` / `row_reason_sql`: the DuckDB expressions that normalise each column and name the
+  reason a row is quarantined, in precedence order (the first matching reason wins).
+
+Decisions (see also features/validation.py):
+
+- Ids are strings, trimmed; an empty id is a null id.
+- Timestamps are `TIMESTAMP WITH TIME ZONE` in UTC (Parquet `timestamp[us, tz=UTC]`). A string
+  with an offset or a zone name is converted; a naive string or a naive Parquet timestamp is
+  taken to be UTC; a date is midnight UTC.
+- Score scales: csat 1–10, nps 0–10, ces 1–7, ticket satisfaction 1–10. A 1–5 csat survey must
+  be rescaled in the source `sql:`; it is not guessed.
+- Enumerated values (metric, churn_reason) are lower-cased and trimmed; other categories are
+  trimmed only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import ibis
+import ibis.expr.datatypes as dt
+import pandera.ibis as pa
+
+Kind = Literal["id", "timestamp", "category", "text", "float", "bool"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One contract column: its kind, whether it must exist, may be null, and its allowed values."""
+
+    name: str
+    kind: Kind
+    required: bool = True  # the column must be present in the source
+    nullable: bool = False  # a null value is allowed in a kept row
+    allowed: tuple[str, ...] = ()  # enumerated values (after lower/trim)
+    value_range: tuple[float, float] | None = None  # inclusive
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """One contract table: its columns, a score range that depends on another column, uniqueness."""
+
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    # (score column, category column, {category: (min, max)}): e.g. responses' score by metric
+    range_by: tuple[str, str, dict[str, tuple[float, float]]] | None = None
+    unique: str | None = None  # a column whose duplicates (beyond exact duplicate rows) are bad
+    order_by: str | None = None  # which duplicate of `unique` is kept: the smallest value of this
+    timestamp_col: str | None = None  # the row's event time, compared with signup_date
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of column `name`."""
+        return next(c for c in self.columns if c.name == name)
+
+
+SCORE_RANGES: dict[str, tuple[float, float]] = {"csat": (1, 10), "nps": (0, 10), "ces": (1, 7)}
+CHURN_REASONS = ("dissatisfaction", "economic", "situational", "other")
+
+CUSTOMER_ID = ColumnSpec("customer_id", "id")
+
+CONTRACTS: dict[str, TableContract] = {
+    c.name: c
+    for c in (
+        TableContract(
+            "customers",
+            (CUSTOMER_ID, ColumnSpec("signup_date", "timestamp")),
+            unique="customer_id",
+            order_by="signup_date",
+        ),
+        TableContract(
+            "churn_events",
+            (
+                CUSTOMER_ID,
+                ColumnSpec("churn_date", "timestamp"),
+                ColumnSpec(
+                    "churn_reason", "category", required=False, nullable=True, allowed=CHURN_REASONS
+                ),
+            ),
+            timestamp_col="churn_date",
+        ),
+        TableContract(
+            "events",
+            (
+                CUSTOMER_ID,
+                ColumnSpec("ts", "timestamp"),
+                ColumnSpec("event_type", "category"),
+                ColumnSpec("value", "float", required=False, nullable=True),
+            ),
+            timestamp_col="ts",
+        ),
+        TableContract(
+            "responses",
+            (
+                CUSTOMER_ID,
+                ColumnSpec("ts", "timestamp"),
+                ColumnSpec("touchpoint", "category"),
+                ColumnSpec("metric", "category", allowed=tuple(SCORE_RANGES)),
+                ColumnSpec("score", "float"),
+                ColumnSpec("comment", "text", required=False, nullable=True),
+            ),
+            range_by=("score", "metric", SCORE_RANGES),
+            timestamp_col="ts",
+        ),
+        TableContract(
+            "tickets",
+            (
+                CUSTOMER_ID,
+                ColumnSpec("opened_at", "timestamp"),
+                ColumnSpec("category", "category"),
+                ColumnSpec("closed_at", "timestamp", required=False, nullable=True),
+                ColumnSpec("priority", "category", required=False, nullable=True),
+                ColumnSpec("escalated", "bool", required=False, nullable=True),
+                ColumnSpec(
+                    "satisfaction", "float", required=False, nullable=True, value_range=(1, 10)
+                ),
+                ColumnSpec("text", "text", required=False, nullable=True),
+            ),
+            timestamp_col="opened_at",
+        ),
+    )
+}
+
+# The order in which tables are ingested: customers first, the others refer to it.
+TABLE_ORDER: tuple[str, ...] = tuple(CONTRACTS)
+
+# What each kind is called in messages, and the DuckDB type it is normalised to.
+KIND_WORDS: dict[str, str] = {
+    "id": "an id",
+    "timestamp": "a timestamp",
+    "category": "a category",
+    "text": "text",
+    "float": "a number",
+    "bool": "true/false",
+}
+KIND_SQL_TYPE: dict[str, str] = {
+    "id": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "category": "VARCHAR",
+    "text": "VARCHAR",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+}
+KIND_IBIS_TYPE: dict[str, dt.DataType] = {
+    "id": dt.String(),
+    "timestamp": dt.Timestamp(timezone="UTC", scale=6),
+    "category": dt.String(),
+    "text": dt.String(),
+    "float": dt.Float64(),
+    "bool": dt.Boolean(),
+}
+
+_STRING_TYPES = ("VARCHAR", "JSON")
+_NUMERIC_PREFIXES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
+
+
+def quote(name: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A DuckDB string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parse_sql(
+    spec: ColumnSpec, raw: str, raw_type: str, timestamp_formats: tuple[str, ...] = ()
+) -> str:
+    """DuckDB expression normalising `raw` (of DuckDB type `raw_type`); NULL if it fails."""
+    raw_type = raw_type.upper()
+    is_string = raw_type in _STRING_TYPES
+    text = f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')"
+    if spec.kind in ("id", "category"):
+        out = text
+        if spec.allowed:
+            out = f"LOWER({out})"
+        return out
+    if spec.kind == "text":
+        return f"CAST({raw} AS VARCHAR)"
+    if spec.kind == "float":
+        if is_string:
+            return f"TRY_CAST({text} AS DOUBLE)"
+        if raw_type.startswith(_NUMERIC_PREFIXES) or raw_type == "BOOLEAN":
+            return f"CAST({raw} AS DOUBLE)"
+        return "CAST(NULL AS DOUBLE)"
+    if spec.kind == "bool":
+        if is_string or raw_type.startswith(_NUMERIC_PREFIXES) or raw_type == "BOOLEAN":
+            return f"TRY_CAST({text} AS BOOLEAN)"
+        return "CAST(NULL AS BOOLEAN)"
+    # timestamp: the session time zone is UTC, so naive values are read as UTC
+    if is_string:
+        parsed = f"TRY_CAST({text} AS TIMESTAMPTZ)"
+        if timestamp_formats:
+            formats = "[" + ", ".join(literal(f) for f in timestamp_formats) + "]"
+            parsed = f"COALESCE({parsed}, CAST(try_strptime({text}, {formats}) AS TIMESTAMPTZ))"
+        return parsed
+    if raw_type.startswith(("TIMESTAMP", "DATE")):
+        return f"CAST({raw} AS TIMESTAMPTZ)"
+    # numbers (epoch seconds? milliseconds?) and anything else are not guessed
+    return "CAST(NULL AS TIMESTAMPTZ)"
+
+
+def parses_sql(raw: str, parsed: str) -> str:
+    """DuckDB predicate: the raw value is missing (null or blank) or it parsed."""
+    blank = f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NULL"
+    return f"({raw} IS NULL OR {blank} OR {parsed} IS NOT NULL)"
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A reason a row is quarantined, and the DuckDB predicate that detects it."""
+
+    reason: str
+    predicate: str
+    column: str | None = None
+
+
+def row_rules(
+    contract: TableContract,
+    raw: Callable[[str], str],
+    parsed: Callable[[str], str],
+    present: set[str],
+    *,
+    now_sql: str,
+    customer_known_sql: str | None,
+    signup_sql: str | None,
+) -> list[RowRule]:
+    """The row checks of `contract` in precedence order: the first that matches is the reason.
+
+    Precedence: null required value (null_customer_id first), then value that does not parse,
+    then value not allowed / out of range, then future timestamp, then unknown customer, then
+    event before the customer's signup. Within a group, columns go in contract order. Duplicates
+    (`duplicate_customer_id`, `duplicate_row`) come last and are applied in ingest.
+    """
+    cols = [c for c in contract.columns if c.name in present]
+    rules: list[RowRule] = []
+    for c in cols:
+        if not c.nullable:
+            rules.append(
+                RowRule(
+                    f"null_{c.name}",
+                    f"NULLIF(TRIM(CAST({raw(c.name)} AS VARCHAR)), '') IS NULL",
+                    c.name,
+                )
+            )
+    for c in cols:
+        if c.kind in ("timestamp", "float", "bool"):
+            rules.append(
+                RowRule(
+                    f"unparseable_{c.name}",
+                    f"NOT {parses_sql(raw(c.name), parsed(c.name))}",
+                    c.name,
+                )
+            )
+    for c in cols:
+        if c.allowed:
+            values = ", ".join(literal(v) for v in c.allowed)
+            rules.append(
+                RowRule(f"invalid_{c.name}", f"{parsed(c.name)} NOT IN ({values})", c.name)
+            )
+        if c.value_range is not None:
+            lo, hi = c.value_range
+            rules.append(
+                RowRule(
+                    f"out_of_range_{c.name}", f"{parsed(c.name)} NOT BETWEEN {lo} AND {hi}", c.name
+                )
+            )
+    if contract.range_by is not None and {contract.range_by[0], contract.range_by[1]} <= present:
+        score, by, ranges = contract.range_by
+        cases = " ".join(
+            f"WHEN {literal(k)} THEN {parsed(score)} NOT BETWEEN {lo} AND {hi}"
+            for k, (lo, hi) in ranges.items()
+        )
+        rules.append(
+            RowRule(f"out_of_range_{score}", f"CASE {parsed(by)} {cases} ELSE FALSE END", score)
+        )
+    for c in cols:
+        if c.kind == "timestamp":
+            rules.append(RowRule(f"future_{c.name}", f"{parsed(c.name)} > {now_sql}", c.name))
+    if customer_known_sql is not None:
+        rules.append(RowRule("unknown_customer_id", f"NOT {customer_known_sql}", "customer_id"))
+    if signup_sql is not None and contract.timestamp_col in present:
+        rules.append(
+            RowRule(
+                f"before_signup_{contract.timestamp_col}",
+                f"{parsed(contract.timestamp_col)} < {signup_sql}",
+                contract.timestamp_col,
+            )
+        )
+    return rules
+
+
+def reason_case_sql(rules: list[RowRule]) -> str:
+    """A CASE expression giving the first matching rule's reason, NULL for a good row."""
+    if not rules:
+        return "CAST(NULL AS VARCHAR)"
+    whens = "\n    ".join(
+        f"WHEN COALESCE({r.predicate}, FALSE) THEN {literal(r.reason)}" for r in rules
+    )
+    return f"CASE\n    {whens}\n    ELSE NULL END"
+
+
+# --- pandera (Ibis backend) schemas derived from the contract -------------------------------
+
+PARSED_SUFFIX = "__parsed"
+
+
+def _parse_fraction_check(column: str, min_fraction: float) -> pa.Check:
+    def check(data: pa.IbisData) -> ibis.expr.types.BooleanScalar:
+        t = data.table
+        raw, parsed = t[column], t[column + PARSED_SUFFIX]
+        present = raw.notnull() & (raw.cast("string").strip() != "")
+        n_present = present.sum().fill_null(0)  # NULL on zero rows (reported by not_empty)
+        n_parsed = (present & parsed.notnull()).sum().fill_null(0)
+        return (n_present == 0) | (n_parsed >= n_present * min_fraction)
+
+    return pa.Check(
+        check, name=f"parses:{column}", error=f"column {column!r} mostly does not parse"
+    )
+
+
+def source_schema(
+    contract: TableContract, parsed_columns: set[str], min_parse_fraction: float
+) -> pa.DataFrameSchema:
+    """Pandera schema for a raw source table with `<col>__parsed` companions: fatal problems only.
+
+    Required columns must be present; each column in `parsed_columns` (those whose raw type needs
+    parsing) must parse in at least `min_parse_fraction` of its non-empty values; the table must
+    have a row. Extra columns are allowed.
+    """
+    columns = {c.name: pa.Column(nullable=True, required=c.required) for c in contract.columns}
+    checks = [
+        pa.Check(lambda d: d.table.count() > 0, name="not_empty", error="table has zero rows")
+    ]
+    checks += [_parse_fraction_check(name, min_parse_fraction) for name in sorted(parsed_columns)]
+    return pa.DataFrameSchema(columns, checks=checks, name=contract.name)
+
+
+def output_schema(contract: TableContract) -> pa.DataFrameSchema:
+    """Pandera schema of a normalised table in data/interim/ (kept rows; extra columns allowed)."""
+    columns = {}
+    for c in contract.columns:
+        checks = []
+        if c.allowed:
+            checks.append(pa.Check.isin(list(c.allowed)))
+        if c.value_range is not None:
+            checks.append(pa.Check.in_range(*c.value_range))
+        columns[c.name] = pa.Column(
+            KIND_IBIS_TYPE[c.kind], checks=checks, nullable=c.nullable, required=c.required
+        )
+    frame_checks = []
+    if contract.range_by is not None:
+        score, by, ranges = contract.range_by
+
+        def score_in_range(data: pa.IbisData) -> ibis.expr.types.BooleanColumn:
+            t = data.table
+            ok = ibis.literal(True)
+            for k, (lo, hi) in ranges.items():
+                ok = ok & ((t[by] != k) | t[score].between(lo, hi))
+            return ok
+
+        frame_checks.append(pa.Check(score_in_range, name=f"{score}_in_range_by_{by}"))
+    return pa.DataFrameSchema(
+        columns,
+        checks=frame_checks,
+        name=contract.name,
+        unique=[contract.unique] if contract.unique else None,
+    )

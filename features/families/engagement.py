@@ -1,0 +1,259 @@
+"""Engagement: how often and how recently a customer uses the product, and the trend.
+
+All event features read a daily pre-aggregate (customer_id, event_type, day, n, value_sum)
+instead of raw events: at most one row per customer, type and day, so the join with the
+cutoffs touches far fewer rows. Days are UTC calendar days as integers, and cutoffs are UTC
+midnights, so `day < cutoff_day` is exactly `ts < cutoff`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ibis
+
+from features.catalog import FeatureInfo, FeatureSet
+from features.settings import FeaturizeParams
+from features.tables import (
+    KEYS,
+    Tables,
+    attach,
+    day_number,
+    plural,
+    slug,
+    with_cutoff_day,
+)
+
+log = logging.getLogger(__name__)
+
+TREND_DAYS = 30  # last 30 days vs the 30 days before
+SLOPE_WEEKS = 8  # slope of weekly counts over the last 8 weeks
+# Least-squares slope of y_j on j = 0..7 (oldest..newest week) is sum_j (j - 3.5) y_j / 42.
+_SLOPE_MEAN = (SLOPE_WEEKS - 1) / 2
+_SLOPE_SXX = sum((j - _SLOPE_MEAN) ** 2 for j in range(SLOPE_WEEKS))
+
+
+def daily_events(events: ibis.Table, event_types: Sequence[str]) -> ibis.Table:
+    """Events per (customer_id, event_type, day): count and value sum, for the given types."""
+    ev = events.filter(events.event_type.isin(list(event_types)))
+    value = ev.value.cast("float64") if "value" in ev.columns else ibis.null("float64")
+    ev = ev.select("customer_id", "event_type", day=day_number(ev.ts), value=value)
+    return ev.group_by(["customer_id", "event_type", "day"]).aggregate(
+        n=ev.count(), value_sum=ev.value.sum()
+    )
+
+
+def all_event_types(cfg: FeaturizeParams) -> tuple[str, ...]:
+    """Every event type any family reads, in a stable order."""
+    names = [
+        *cfg.event_types,
+        *cfg.economic_event_types,
+        *cfg.fee_event_types,
+        cfg.plan_change_event_type,
+        cfg.survey_event_type,
+    ]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def events_daily_of(tables: Tables, event_types: Sequence[str]) -> ibis.Table | None:
+    """The daily event aggregate for these types: the cached one when present, else computed."""
+    if tables.events_daily is not None:
+        d = tables.events_daily
+        return d.filter(d.event_type.isin(list(event_types)))
+    if tables.events is None:
+        return None
+    return daily_events(tables.events, event_types)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """Which features to derive for one event type."""
+
+    event_type: str
+    group: str
+    windows: tuple[int, ...]
+    value_name: str | None = None  # sum `value` per window as <type>_<value_name>_<w>d
+    active_days: bool = False
+    trend: bool = False
+    days_since: bool = True
+    count_name: str | None = None  # defaults to the plural of the type
+
+
+def event_window_features(
+    daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]
+) -> FeatureSet:
+    """Per event type and window: counts, value sums, active days, trend, days since last.
+
+    One join of the daily aggregate with the spine (rows strictly before the cutoff), one
+    grouped pass with conditional aggregates, then a left join back onto the spine.
+    """
+    sp = with_cutoff_day(spine)
+    d = daily.filter(daily.event_type.isin([s.event_type for s in specs]))
+    j = sp.join(d, [sp.customer_id == d.customer_id, d.day < sp.cutoff_day])
+    # days_back = 1 for the day before the cutoff; window w holds days_back in 1..w
+    j = j.select(
+        "customer_id",
+        "cutoff",
+        "event_type",
+        "n",
+        "value_sum",
+        days_back=j.cutoff_day - j.day,
+    )
+    aggs: dict[str, ibis.Value] = {}
+    catalog: list[FeatureInfo] = []
+    zero: list[str] = []
+    for s in specs:
+        is_t = j.event_type == s.event_type
+        name = s.count_name or plural(s.event_type)
+        t = slug(s.event_type)
+        for w in s.windows:
+            in_w = is_t & (j.days_back <= w)
+            col = f"{name}_{w}d"
+            aggs[col] = j.n.sum(where=in_w)
+            zero.append(col)
+            catalog.append(
+                FeatureInfo(
+                    col,
+                    s.group,
+                    f"number of {s.event_type} events in the {w} days before the cutoff",
+                )
+            )
+            if s.value_name:
+                col = f"{t}_{slug(s.value_name)}_{w}d"
+                aggs[col] = j.value_sum.sum(where=in_w)
+                zero.append(col)
+                catalog.append(
+                    FeatureInfo(
+                        col,
+                        s.group,
+                        f"total {s.value_name} of {s.event_type} events in the {w} "
+                        "days before the cutoff",
+                    )
+                )
+            if s.active_days:
+                col = f"{t}_active_days_{w}d"
+                aggs[col] = j.n.count(where=in_w)
+                zero.append(col)
+                catalog.append(
+                    FeatureInfo(
+                        col,
+                        s.group,
+                        f"days with at least one {s.event_type} event in the {w} "
+                        "days before the cutoff",
+                    )
+                )
+        if s.trend:
+            last = f"_{name}_last_{TREND_DAYS}"
+            prev = f"_{name}_prev_{TREND_DAYS}"
+            aggs[last] = j.n.sum(where=is_t & (j.days_back <= TREND_DAYS))
+            aggs[prev] = j.n.sum(
+                where=is_t & (j.days_back > TREND_DAYS) & (j.days_back <= 2 * TREND_DAYS)
+            )
+            week_from_oldest = (SLOPE_WEEKS - 1) - (j.days_back - 1) // 7
+            col = f"{name}_weekly_slope_{SLOPE_WEEKS}w"
+            aggs[col] = (j.n * (week_from_oldest - _SLOPE_MEAN) / _SLOPE_SXX).sum(
+                where=is_t & (j.days_back <= 7 * SLOPE_WEEKS)
+            )
+            zero.append(col)
+            catalog.append(
+                FeatureInfo(
+                    col,
+                    s.group,
+                    f"least-squares slope of weekly {s.event_type} counts over the "
+                    f"last {SLOPE_WEEKS} weeks (events per week, per week)",
+                )
+            )
+        if s.days_since:
+            col = f"days_since_last_{t}"
+            aggs[col] = j.days_back.min(where=is_t)
+            catalog.append(
+                FeatureInfo(
+                    col,
+                    s.group,
+                    f"days from the last {s.event_type} event's day to the cutoff "
+                    "day (1 = the day before); null if never",
+                )
+            )
+    grouped = j.group_by(list(KEYS)).aggregate(**aggs)
+    table = attach(
+        spine, grouped, zero_fill=tuple(zero) + tuple(c for c in aggs if c.startswith("_"))
+    )
+    extra: dict[str, ibis.Value] = {}
+    for s in specs:
+        if not s.trend:
+            continue
+        name = s.count_name or plural(s.event_type)
+        last = table[f"_{name}_last_{TREND_DAYS}"]
+        prev = table[f"_{name}_prev_{TREND_DAYS}"]
+        col = f"{name}_{TREND_DAYS}d_minus_prev_{TREND_DAYS}d"
+        extra[col] = last - prev
+        catalog.append(
+            FeatureInfo(
+                col,
+                s.group,
+                f"{s.event_type} events in the last {TREND_DAYS} days minus those "
+                f"in the {TREND_DAYS} days before",
+            )
+        )
+        col = f"{name}_{TREND_DAYS}d_over_prev_{TREND_DAYS}d"
+        extra[col] = ibis.ifelse(prev > 0, last.cast("float64") / prev, ibis.null("float64"))
+        catalog.append(
+            FeatureInfo(
+                col,
+                s.group,
+                f"{s.event_type} events in the last {TREND_DAYS} days divided by "
+                f"those in the {TREND_DAYS} days before; null if none before",
+            )
+        )
+    table = table.mutate(**extra) if extra else table
+    names = [c.name for c in catalog]
+    return FeatureSet(table.select(*KEYS, *names), tuple(catalog))
+
+
+def tenure_days(customers: ibis.Table, spine: ibis.Table) -> FeatureSet:
+    """Whole days from the signup day to the cutoff day."""
+    sp = with_cutoff_day(spine)
+    c = customers.select("customer_id", signup_day=day_number(customers.signup_date))
+    j = sp.join(c, "customer_id")
+    vals = j.select(*KEYS, tenure_days=j.cutoff_day - j.signup_day)
+    info = FeatureInfo("tenure_days", "contract", "days from the signup day to the cutoff day")
+    return FeatureSet(attach(spine, vals), (info,))
+
+
+def merge(spine: ibis.Table, parts: Sequence[FeatureSet]) -> FeatureSet:
+    """Join several feature sets over the same spine into one (one row per spine row)."""
+    table = spine.select(*KEYS).view()
+    catalog: list[FeatureInfo] = []
+    for part in parts:
+        cols = [c.name for c in part.catalog]
+        joined = table.left_join(part.table, list(KEYS))
+        table = joined.select(*[c for c in table.columns], *cols)
+        catalog.extend(part.catalog)
+    return FeatureSet(table, tuple(catalog))
+
+
+def engagement_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
+    """Usage per event type and window, recency, trend, plan changes and tenure."""
+    parts = [tenure_days(tables.customers, spine)]
+    types = [*cfg.event_types, cfg.plan_change_event_type]
+    daily = events_daily_of(tables, [t for t in types if t])
+    if daily is None:
+        log.warning("no events table: engagement features other than tenure are skipped")
+        return merge(spine, parts)
+    specs = [
+        EventSpec(
+            t,
+            "engagement",
+            tuple(cfg.windows),
+            value_name=cfg.event_value_names.get(t),
+            active_days=True,
+            trend=True,
+        )
+        for t in cfg.event_types
+    ]
+    if cfg.plan_change_event_type and cfg.plan_change_event_type not in cfg.event_types:
+        specs.append(EventSpec(cfg.plan_change_event_type, "contract", tuple(cfg.windows)))
+    parts.append(event_window_features(daily, spine, specs))
+    return merge(spine, parts)

@@ -1,0 +1,111 @@
+"""Settings of the features layer: ingest (validation), labels and features (params.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from features.base.params import ParamsError, Section
+
+
+@dataclass(frozen=True)
+class TableSource(Section):
+    """One contract table: a file (CSV, Parquet, JSON lines) or a DuckDB SQL query over files."""
+
+    SECTION = "ingest.tables.<table>"
+
+    path: str | None = None
+    format: Literal["auto", "csv", "parquet", "json"] = "auto"  # auto: from the file's suffix
+    sql: str | None = None  # instead of `path`: a DuckDB query returning the contract's columns
+    required: bool = True  # False: a missing file is skipped (reported), not an error
+    # strptime formats tried after ISO 8601, e.g. "%d/%m/%Y"
+    timestamp_formats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestParams(Section):
+    """`churn ingest`: the sources and the validation thresholds."""
+
+    SECTION = "ingest"
+
+    tables: dict[str, TableSource] = field(default_factory=dict)
+    max_quarantine_fraction: float = 0.01
+    now: str | None = None  # timestamps after this are "future"; default: the wall clock
+    min_parse_fraction: float = 0.5  # below this share of parseable values a column is fatal
+    quarantine_before_signup: bool = True  # rows timed before the customer's signup_date
+    memory_limit: str = "2GB"  # DuckDB memory_limit
+    threads: int | None = None  # DuckDB threads; default: all cores
+    temp_dir: str | None = None  # DuckDB work files (spill, staging db); default: system temp
+
+
+@dataclass(frozen=True)
+class LabelParams(Section):
+    """`churn label`: who is active at a cutoff, and what counts as churn after it."""
+
+    SECTION = "label"
+
+    definition: Literal["contractual", "inactivity"] = "contractual"
+    first_cutoff: str = "2024-07-01"
+    lead_days: int = 0
+    horizon_days: int = 30
+    # inactivity definition only: active = any event in this many days before the cutoff
+    inactivity_lookback_days: int = 30
+
+    def validate(self) -> None:
+        if self.lead_days < 0 or self.horizon_days <= 0 or self.inactivity_lookback_days <= 0:
+            raise ParamsError(
+                "label: lead_days must be >= 0, horizon_days and inactivity_lookback_days > 0; "
+                f"found {self.lead_days}, {self.horizon_days}, {self.inactivity_lookback_days}"
+            )
+
+
+@dataclass(frozen=True)
+class FeaturizeParams(Section):
+    """`churn featurize` (and the scoring table): windows, event types, touchpoints, limits."""
+
+    SECTION = "featurize"
+
+    windows: tuple[int, ...] = (7, 30, 90, 180)  # days before the cutoff, for counts and sums
+    summary_windows: tuple[int, ...] = (90, 180)  # survey scores, ticket categories/resolution
+    csat_low_threshold: int = 5
+    # behavioural event types: counts, value sums, active days, trend, days since last
+    event_types: tuple[str, ...] = ("login", "feature_use")
+    # money-related event types: counts (and value sums) per window, days since last
+    economic_event_types: tuple[str, ...] = (
+        "purchase",
+        "payment",
+        "payment_failure",
+        "discount_request",
+    )
+    # events whose value is the customer's new monthly fee
+    fee_event_types: tuple[str, ...] = ("plan_change", "price_change")
+    plan_change_event_type: str = "plan_change"
+    survey_event_type: str = "survey_sent"
+    # event type -> what its `value` means; value sums only for these (login_minutes_30d)
+    event_value_names: dict[str, str] = field(
+        default_factory=lambda: {"login": "minutes", "purchase": "amount", "payment": "amount"}
+    )
+    csat_metric: str = "csat"
+    nps_metric: str = "nps"
+    ces_metric: str = "ces"
+    touchpoints: tuple[str, ...] = ("onboarding", "support", "after_sales", "billing", "renewal")
+    ticket_categories: tuple[str, ...] = (
+        "billing",
+        "technical",
+        "account",
+        "cancellation",
+        "other",
+    )
+    # customers columns that describe the contract (group `contract`); other extras are `profile`
+    contract_columns: tuple[str, ...] = ("plan", "monthly_fee", "contract_type", "payment_method")
+    profile_exclude: tuple[str, ...] = ()
+    max_categories: int = 50  # string columns with more distinct values are not features
+    lexicon: str = "features/lexicon.yaml"  # the warning-word lexicon (text features, alerts)
+    duckdb_memory_limit: str = "3GB"
+    duckdb_threads: int = 2
+
+    def validate(self) -> None:
+        for name in ("windows", "summary_windows"):
+            days = getattr(self, name)
+            if not days or any(d <= 0 for d in days):
+                raise ParamsError(f"featurize.{name}: expected positive day counts, found {days}")

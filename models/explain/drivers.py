@@ -1,0 +1,418 @@
+"""SHAP driver analysis for analysts: sampling, importance, groups, segments, touchpoints.
+
+Plain functions on DataFrames and arrays; `pipeline/explain.py` reads the files and
+`models/report.py` draws and renders. SHAP values are on the booster's raw (log-odds) scale:
+a positive value raises the churn risk of that customer, a negative one lowers it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.catalog import GROUP_CHURN_TYPE
+from models.explain import treeshap
+from models.training.split import TrainingDataError
+
+log = logging.getLogger(__name__)
+
+NOT_IN_CATALOG = "not in catalog"
+MISSING_LEVEL = "(missing)"
+RAISES = "higher value raises risk"
+LOWERS = "higher value lowers risk"
+MIXED = "mixed (no single direction)"
+
+ContribFn = Callable[[lgb.Booster, pd.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ShapResult:
+    """SHAP values of sampled rows: one column per booster feature, plus the model's inputs."""
+
+    values: np.ndarray  # (n_rows, n_features), log-odds
+    base_value: float  # expected raw score (the pred_contrib bias)
+    features: list[str]  # booster.feature_name() order
+    data: pd.DataFrame  # the booster's input rows (model_frame), same row order as `values`
+
+    def frame(self) -> pd.DataFrame:
+        """SHAP values as a DataFrame with the feature names as columns."""
+        return pd.DataFrame(self.values, columns=self.features, index=self.data.index)
+
+
+def stratified_sample(frame: pd.DataFrame, label: str, size: int, seed: int) -> pd.DataFrame:
+    """At most `size` rows keeping each label's share exactly (largest remainder), original order.
+
+    Proportional allocation keeps the mean |SHAP| of the sample an unbiased picture of the
+    whole test table; every label present keeps at least one row.
+    """
+    if label not in frame.columns:
+        raise TrainingDataError(
+            f"stratified sample: column {label!r} not found (columns: {list(frame.columns)[:10]})"
+        )
+    if size <= 0:
+        raise TrainingDataError(f"explain.sample_size must be positive, found {size}")
+    if len(frame) <= size:
+        return frame.copy()
+    counts = frame[label].value_counts(dropna=False).sort_index()
+    exact = counts.to_numpy() / counts.sum() * size
+    take = np.maximum(np.floor(exact).astype(int), 1)
+    remainder = size - int(take.sum())
+    if remainder > 0:
+        take[np.argsort(-(exact - np.floor(exact)), kind="mergesort")[:remainder]] += 1
+    rng = np.random.default_rng(seed)
+    chosen: list[np.ndarray] = []
+    for value, n in zip(counts.index, take, strict=True):
+        positions = np.flatnonzero((frame[label] == value).to_numpy())
+        chosen.append(rng.choice(positions, size=min(int(n), len(positions)), replace=False))
+    return frame.iloc[np.sort(np.concatenate(chosen))].copy()
+
+
+def shap_values(
+    booster: lgb.Booster, x: pd.DataFrame, contributions: ContribFn = treeshap.contributions
+) -> ShapResult:
+    """SHAP values of the booster's input rows `x` (its `model_frame`), checked for layout."""
+    features = list(booster.feature_name())
+    contrib = np.asarray(contributions(booster, x), dtype=np.float64)
+    expected = (len(x), len(features) + 1)
+    if contrib.shape != expected:
+        raise ValueError(
+            f"SHAP contributions have shape {contrib.shape}, expected {expected} "
+            "(rows, features + bias) in LightGBM's pred_contrib layout; check models/treeshap.py"
+        )
+    bias = contrib[:, -1]
+    return ShapResult(
+        values=contrib[:, :-1],
+        base_value=float(bias.mean()) if len(bias) else 0.0,
+        features=features,
+        data=x,
+    )
+
+
+def catalog_frame(
+    entries: Iterable[dict[str, Any]], source: str = "feature catalog"
+) -> pd.DataFrame:
+    """The catalog as a frame indexed by feature name: group, description, churn_type."""
+    entries = list(entries)
+    bad = [e for e in entries if not isinstance(e, dict) or not {"name", "group"} <= set(e)]
+    if bad:
+        raise TrainingDataError(
+            f"{source}: every entry needs 'name', 'group' and 'description'; found {bad[0]!r}. "
+            "Re-run `churn featurize` to rewrite the catalog."
+        )
+    frame = pd.DataFrame(
+        [
+            {
+                "feature": str(e["name"]),
+                "group": str(e["group"]),
+                "description": str(e.get("description") or e["name"]),
+            }
+            for e in entries
+        ],
+        columns=["feature", "group", "description"],
+    ).drop_duplicates("feature", keep="last")
+    frame["churn_type"] = frame["group"].map(GROUP_CHURN_TYPE).fillna("other")
+    return frame.set_index("feature")
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return bool(
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    )
+
+
+def spearman(values: pd.Series, shap: np.ndarray, min_rows: int = 10) -> float:
+    """Rank correlation of a numeric feature's value with its SHAP value (NaN values ignored)."""
+    x = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    keep = ~np.isnan(x)
+    if keep.sum() < min_rows:
+        return float("nan")
+    rx = pd.Series(x[keep]).rank().to_numpy()
+    ry = pd.Series(shap[keep]).rank().to_numpy()
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def direction_label(corr: float, min_abs_corr: float) -> str:
+    """Plain words for the sign of the value/SHAP correlation."""
+    if np.isnan(corr) or abs(corr) < min_abs_corr:
+        return MIXED
+    return RAISES if corr > 0 else LOWERS
+
+
+def level_effects(values: pd.Series, shap: np.ndarray, min_rows: int = 1) -> pd.DataFrame:
+    """Mean SHAP per level of a categorical feature (missing as its own level), riskiest first."""
+    levels = values.astype("object").where(values.notna(), MISSING_LEVEL).astype(str)
+    frame = pd.DataFrame({"level": levels.to_numpy(), "shap": shap})
+    out = frame.groupby("level", sort=False)["shap"].agg(mean_shap="mean", rows="size")
+    out = out[out["rows"] >= min_rows]
+    return out.sort_values("mean_shap", ascending=False).reset_index()
+
+
+def global_importance(
+    result: ShapResult, catalog: pd.DataFrame, min_abs_corr: float = 0.1
+) -> pd.DataFrame:
+    """One row per feature, most important first: mean |SHAP|, share, direction, description."""
+    mean_abs = np.abs(result.values).mean(axis=0) if len(result.values) else np.zeros(0)
+    total = float(mean_abs.sum())
+    rows = []
+    missing = [f for f in result.features if f not in catalog.index]
+    if missing:
+        log.warning(
+            "%d model feature(s) have no catalog entry (e.g. %s); shown with their column name",
+            len(missing),
+            missing[0],
+        )
+    for j, feature in enumerate(result.features):
+        column = result.data[feature]
+        shap = result.values[:, j]
+        info = catalog.loc[feature] if feature in catalog.index else None
+        entry: dict[str, Any] = {
+            "feature": feature,
+            "description": info["description"] if info is not None else feature,
+            "group": info["group"] if info is not None else NOT_IN_CATALOG,
+            "churn_type": info["churn_type"] if info is not None else "other",
+            "mean_abs_shap": float(mean_abs[j]),
+            "share": float(mean_abs[j] / total) if total > 0 else 0.0,
+            "mean_shap": float(shap.mean()) if len(shap) else 0.0,
+            "missing_share": float(column.isna().mean()) if len(column) else 0.0,
+        }
+        if _is_numeric(column):
+            corr = spearman(column, shap)
+            entry.update(
+                kind="numeric",
+                direction_corr=corr,
+                direction=direction_label(corr, min_abs_corr),
+                riskiest_level=None,
+            )
+        else:
+            effects = level_effects(column, shap)
+            riskiest = effects["level"].iloc[0] if len(effects) else None
+            entry.update(
+                kind="categorical",
+                direction_corr=float("nan"),
+                direction=f"depends on the level; riskiest: {riskiest}",
+                riskiest_level=riskiest,
+            )
+        rows.append(entry)
+    frame = pd.DataFrame(rows)
+    frame = frame.sort_values("mean_abs_shap", ascending=False, kind="mergesort")
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    return frame.reset_index(drop=True)
+
+
+def _sum_by(importance: pd.DataFrame, key: str, extra: Sequence[str] = ()) -> pd.DataFrame:
+    grouped = importance.groupby(key, sort=False)
+    out = grouped.agg(
+        mean_abs_shap=("mean_abs_shap", "sum"),
+        features=("feature", "size"),
+        top_feature=("feature", "first"),  # importance is sorted: first = strongest
+        top_feature_description=("description", "first"),
+        **{c: (c, "first") for c in extra},
+    )
+    total = float(importance["mean_abs_shap"].sum())
+    out.insert(1, "share", out["mean_abs_shap"] / total if total > 0 else 0.0)
+    return out.sort_values("mean_abs_shap", ascending=False, kind="mergesort").reset_index()
+
+
+def group_importance(importance: pd.DataFrame) -> pd.DataFrame:
+    """Sum of mean |SHAP| per feature group, with its churn type and strongest feature."""
+    return _sum_by(importance, "group", extra=("churn_type",))
+
+
+def churn_type_importance(importance: pd.DataFrame) -> pd.DataFrame:
+    """Sum of mean |SHAP| per churn type (dissatisfaction, economic, disengagement, other)."""
+    out = _sum_by(importance, "churn_type")
+    groups = importance.groupby("churn_type")["group"].agg(lambda g: ", ".join(sorted(set(g))))
+    out["groups"] = out["churn_type"].map(groups)
+    return out
+
+
+def segment_drivers(
+    result: ShapResult,
+    rows: pd.DataFrame,
+    segment_columns: Sequence[str],
+    catalog: pd.DataFrame,
+    label: str = "churned",
+    top_k: int = 3,
+    max_levels: int = 12,
+    min_rows: int = 30,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Top `top_k` drivers (mean |SHAP| within the segment) for each level of each segment column.
+
+    Levels with fewer than `min_rows` sampled customers are left out (too noisy), and only the
+    `max_levels` largest levels of a column are kept. Returns the long table and notes about
+    columns or levels left out, in plain words.
+    """
+    if len(rows) != len(result.values):
+        raise ValueError(f"segment rows ({len(rows)}) and SHAP rows ({len(result.values)}) differ")
+    notes: list[str] = []
+    records: list[dict[str, Any]] = []
+    abs_shap = np.abs(result.values)
+    for column in segment_columns:
+        if column not in rows.columns:
+            note = f"segment column {column!r} is not in the model table; skipped"
+            log.info(note)
+            notes.append(note)
+            continue
+        levels = rows[column].astype("object").where(rows[column].notna(), MISSING_LEVEL)
+        levels = levels.astype(str).to_numpy()
+        counts = pd.Series(levels).value_counts()
+        kept = counts[counts >= min_rows].head(max_levels)
+        if len(kept) < len(counts):
+            notes.append(
+                f"{column}: {len(counts) - len(kept)} of {len(counts)} levels not shown "
+                f"(fewer than {min_rows} sampled customers, or beyond the {max_levels} largest)"
+            )
+        for level, n in kept.items():
+            mask = levels == level
+            seg_abs = abs_shap[mask].mean(axis=0)
+            seg_signed = result.values[mask].mean(axis=0)
+            total = float(seg_abs.sum())
+            churners = int(rows.loc[mask, label].sum()) if label in rows.columns else None
+            for rank, j in enumerate(np.argsort(-seg_abs, kind="mergesort")[:top_k], start=1):
+                feature = result.features[j]
+                records.append(
+                    {
+                        "segment": column,
+                        "level": level,
+                        "customers": int(n),
+                        "churners": churners,
+                        "churn_rate": churners / int(n) if churners is not None else None,
+                        "rank": rank,
+                        "feature": feature,
+                        "description": catalog["description"].get(feature, feature),
+                        "mean_abs_shap": float(seg_abs[j]),
+                        "share_in_segment": float(seg_abs[j] / total) if total > 0 else 0.0,
+                        "mean_shap": float(seg_signed[j]),
+                    }
+                )
+    columns = [
+        "segment",
+        "level",
+        "customers",
+        "churners",
+        "churn_rate",
+        "rank",
+        "feature",
+        "description",
+        "mean_abs_shap",
+        "share_in_segment",
+        "mean_shap",
+    ]
+    return pd.DataFrame(records, columns=columns), notes
+
+
+def touchpoint_features(
+    features: Iterable[str], touchpoints: Sequence[str]
+) -> dict[str, list[str]]:
+    """Features named csat_<touchpoint>_*, per touchpoint (the longest matching name wins)."""
+    by_length = sorted(touchpoints, key=len, reverse=True)
+    out: dict[str, list[str]] = {tp: [] for tp in touchpoints}
+    for feature in features:
+        for tp in by_length:
+            if feature.startswith(f"csat_{tp}_"):
+                out[tp].append(feature)
+                break
+    return out
+
+
+def _quadrant(importance: float, performance: float, imp_mid: float, perf_mid: float) -> str:
+    if np.isnan(performance):
+        return "no ratings"
+    high = importance >= imp_mid
+    good = performance >= perf_mid
+    if high and not good:
+        return "fix first (matters, rated low)"
+    if high and good:
+        return "keep it up (matters, rated well)"
+    if not high and not good:
+        return "lower priority (matters less, rated low)"
+    return "maintain (matters less, rated well)"
+
+
+def touchpoint_analysis(
+    importance: pd.DataFrame,
+    rows: pd.DataFrame,
+    touchpoints: Sequence[str],
+    performance_suffix: str = "mean_90d",
+    satisfied_min: float = 8.0,
+) -> pd.DataFrame:
+    """Importance-performance analysis: for each touchpoint, how much its CSAT features move
+    churn (sum of their mean |SHAP|) against how customers rate it.
+
+    Performance is the mean of `csat_<tp>_<performance_suffix>` over the customers with a rating;
+    `pct_satisfied` is the share of them whose latest rating (`csat_<tp>_last`) is at least
+    `satisfied_min` (top boxes, as in the CSAT KPI). Quadrant cut points are the means across
+    touchpoints, as in the classic importance-performance grid.
+    """
+    by_tp = touchpoint_features(importance["feature"], touchpoints)
+    mean_abs = importance.set_index("feature")["mean_abs_shap"]
+    total = float(mean_abs.sum())
+    records = []
+    for tp in touchpoints:
+        feats = by_tp[tp]
+        imp = float(mean_abs[feats].sum()) if feats else 0.0
+        perf_col = f"csat_{tp}_{performance_suffix}"
+        last_col = f"csat_{tp}_last"
+        perf = rows[perf_col].astype("float64") if perf_col in rows.columns else None
+        last = rows[last_col].astype("float64") if last_col in rows.columns else None
+        rated = perf.notna() if perf is not None else pd.Series(False, index=rows.index)
+        records.append(
+            {
+                "touchpoint": tp,
+                "features": len(feats),
+                "importance": imp,
+                "importance_share": imp / total if total > 0 else 0.0,
+                "performance": float(perf[rated].mean()) if rated.any() else float("nan"),
+                "performance_column": perf_col if perf is not None else None,
+                "customers_rated": int(rated.sum()),
+                "pct_rated": float(rated.mean()) if len(rated) else 0.0,
+                "pct_satisfied": float((last[last.notna()] >= satisfied_min).mean())
+                if last is not None and last.notna().any()
+                else float("nan"),
+                "top_feature": max(feats, key=lambda f: mean_abs[f]) if feats else None,
+            }
+        )
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        return frame
+    if (frame["features"] == 0).all():
+        log.info("no csat_<touchpoint>_* features in the model for %s", list(touchpoints))
+    imp_mid = float(frame["importance"].mean())
+    perf_mid = float(frame["performance"].mean()) if frame["performance"].notna().any() else 0.0
+    frame["quadrant"] = [
+        _quadrant(i, p, imp_mid, perf_mid)
+        for i, p in zip(frame["importance"], frame["performance"], strict=True)
+    ]
+    frame.attrs.update(importance_mid=imp_mid, performance_mid=perf_mid)
+    return frame.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+ALERT_RULE_KEYS = ("rule", "level", "alerted", "churned", "precision", "recall", "lift")
+
+
+def alerts_backtest_table(data: Any, source: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The early-warning rules' backtest (reports/alerts_backtest.json) as a table + its header."""
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise TrainingDataError(
+            f"{source}: expected a JSON object with a 'rules' list, found "
+            f"{type(data).__name__} with keys {sorted(data) if isinstance(data, dict) else '-'}. "
+            "Re-run `churn alert-backtest` to rewrite it."
+        )
+    for i, rule in enumerate(data["rules"]):
+        missing = [k for k in ALERT_RULE_KEYS if not isinstance(rule, dict) or k not in rule]
+        if missing:
+            raise TrainingDataError(
+                f"{source}: rules[{i}] lacks {missing} (found {rule!r}); each rule needs "
+                f"{list(ALERT_RULE_KEYS)}. Re-run `churn alert-backtest` to rewrite it."
+            )
+    table = pd.DataFrame([{k: r[k] for k in ALERT_RULE_KEYS} for r in data["rules"]])
+    header = {k: data.get(k) for k in ("horizon_days", "base_rate", "cutoffs")}
+    return table, header

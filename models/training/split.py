@@ -1,0 +1,146 @@
+"""Out-of-time split: train on earlier cutoffs, validate on the next, test on the latest."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.base.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+KEY_COLUMNS: tuple[str, ...] = ("customer_id", "cutoff")
+LABEL = "churned"
+NON_FEATURE_COLUMNS: frozenset[str] = frozenset({"customer_id", "cutoff", "churned", "churn_type"})
+
+
+class TrainingDataError(BadInputError, ValueError):
+    """The model table cannot be trained on as it is (the message says why and how to fix it)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Three disjoint frames; every test-period (customer, cutoff) row is only in `test`."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    train_cutoffs: tuple[pd.Timestamp, ...]
+    valid_cutoffs: tuple[pd.Timestamp, ...]
+    test_cutoffs: tuple[pd.Timestamp, ...]
+
+    def describe(self) -> dict[str, object]:
+        """Row counts, positive counts and cutoffs of each part, for reports and MLflow."""
+        out: dict[str, object] = {}
+        for name in ("train", "valid", "test"):
+            frame: pd.DataFrame = getattr(self, name)
+            cutoffs = getattr(self, f"{name}_cutoffs")
+            out[name] = {
+                "rows": int(len(frame)),
+                "positives": int(frame[LABEL].sum()),
+                "cutoffs": [c.isoformat() for c in cutoffs],
+            }
+        return out
+
+
+def labelled_rows(table: pd.DataFrame, source: str = "model table") -> pd.DataFrame:
+    """Rows with a known label, `churned` as int 0/1; unlabelled rows are counted and left out."""
+    missing = [c for c in (*KEY_COLUMNS, LABEL) if c not in table.columns]
+    if missing:
+        raise TrainingDataError(
+            f"{source}: required column(s) {missing} missing; found {list(table.columns)[:12]}... "
+            "Re-run `churn featurize` (the model table needs customer_id, cutoff and churned)."
+        )
+    known = table[LABEL].notna()
+    if not known.all():
+        log.info(
+            "%s: %d rows without a known label (recent cutoffs) left out", source, (~known).sum()
+        )
+    out = table.loc[known].copy()
+    out[LABEL] = out[LABEL].astype(bool).astype("int8")
+    out["cutoff"] = pd.to_datetime(out["cutoff"], utc=True)
+    return out
+
+
+def split_by_cutoff(
+    table: pd.DataFrame,
+    valid_cutoffs: int = 1,
+    test_cutoffs: int = 1,
+    min_train_cutoffs: int = 1,
+    source: str = "model table",
+) -> Split:
+    """Split labelled rows by cutoff: the latest `test_cutoffs` are test, the ones before valid."""
+    if valid_cutoffs < 1 or test_cutoffs < 1 or min_train_cutoffs < 1:
+        raise TrainingDataError(
+            "split: valid_cutoffs, test_cutoffs and min_train_cutoffs must be >= 1; found "
+            f"{valid_cutoffs}, {test_cutoffs}, {min_train_cutoffs}. Fix params.yaml `split`."
+        )
+    rows = labelled_rows(table, source)
+    cutoffs = sorted(rows["cutoff"].unique())
+    needed = min_train_cutoffs + valid_cutoffs + test_cutoffs
+    if len(cutoffs) < needed:
+        raise TrainingDataError(
+            f"{source}: {len(cutoffs)} labelled cutoff(s) found, the split needs at least {needed} "
+            f"({min_train_cutoffs} train + {valid_cutoffs} valid + {test_cutoffs} test). "
+            "Simulate/ingest a longer history or lower split.valid_cutoffs / split.test_cutoffs."
+        )
+    test_c = tuple(pd.Timestamp(c) for c in cutoffs[-test_cutoffs:])
+    valid_c = tuple(
+        pd.Timestamp(c) for c in cutoffs[-(test_cutoffs + valid_cutoffs) : -test_cutoffs]
+    )
+    train_c = tuple(pd.Timestamp(c) for c in cutoffs[: -(test_cutoffs + valid_cutoffs)])
+    part = rows["cutoff"]
+    split = Split(
+        train=rows.loc[part.isin(train_c)].reset_index(drop=True),
+        valid=rows.loc[part.isin(valid_c)].reset_index(drop=True),
+        test=rows.loc[part.isin(test_c)].reset_index(drop=True),
+        train_cutoffs=train_c,
+        valid_cutoffs=valid_c,
+        test_cutoffs=test_c,
+    )
+    assert split.train["cutoff"].max() < split.valid["cutoff"].min() <= split.valid["cutoff"].max()
+    assert split.valid["cutoff"].max() < split.test["cutoff"].min()
+    return split
+
+
+def check_trainable(split: Split, min_positives: int, source: str = "model table") -> None:
+    """Raise TrainingDataError when a part has one class or train has too few positives."""
+    for name in ("train", "valid", "test"):
+        frame: pd.DataFrame = getattr(split, name)
+        classes = sorted(frame[LABEL].unique().tolist())
+        if len(classes) < 2:
+            cutoffs = [c.date().isoformat() for c in getattr(split, f"{name}_cutoffs")]
+            raise TrainingDataError(
+                f"{source}: column `churned` has a single class {classes} in the {name} part "
+                f"(cutoffs {cutoffs}, {len(frame)} rows); a classifier needs both churners and "
+                "non-churners. Check the label stage (label.horizon_days, churn_events) or move "
+                "the split (split.valid_cutoffs / split.test_cutoffs)."
+            )
+    positives = int(split.train[LABEL].sum())
+    if positives < min_positives:
+        raise TrainingDataError(
+            f"{source}: only {positives} positive(s) in `churned` over the training cutoffs "
+            f"(train.min_positives = {min_positives}). Add customers or cutoffs, or lower "
+            "train.min_positives in params.yaml if you accept a noisy model."
+        )
+
+
+def test_rows(features_path: Path | str, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The model-table rows of the test predictions, in their order (segments, SHAP inputs)."""
+    cutoffs = sorted(pd.to_datetime(predictions["cutoff"], utc=True).unique())
+    table = pd.read_parquet(features_path, filters=[("cutoff", "in", list(cutoffs))])
+    table["cutoff"] = pd.to_datetime(table["cutoff"], utc=True)
+    keys = predictions[["customer_id", "cutoff"]].assign(
+        customer_id=lambda f: f["customer_id"].astype(str),
+        cutoff=lambda f: pd.to_datetime(f["cutoff"], utc=True),
+    )
+    table = table.assign(customer_id=table["customer_id"].astype(str))
+    return keys.merge(
+        table.drop(columns=[LABEL], errors="ignore"),
+        on=["customer_id", "cutoff"],
+        how="left",
+        validate="one_to_one",
+    )
