@@ -66,15 +66,17 @@ def prepare(size: int, work: Path, model: Path) -> Path:
     project = work / f"customers-{size}"
     raw = project / "raw"
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["simulate"].update(SIM, customers=int(size / ACTIVE_SHARE), out_dir=str(raw))
+    params["simulate"].update(SIM, customers=int(size / ACTIVE_SHARE))
     params["featurize"]["lexicon"] = str(ROOT / params["featurize"]["lexicon"])
-    params["score"].update(
-        model=str(model),
-        interim_dir=str(raw),
-        features_out=str(project / "scores" / "features.parquet"),
-        out=str(project / "scores" / "scores.parquet"),
-        csv=None,
-        summary=str(project / "score.json"),
+    params["score"]["model"] = str(model)
+    params["paths"].update(
+        raw=str(raw),
+        interim=str(raw),
+        score_features=str(project / "scores" / "features.parquet"),
+        scores=str(project / "scores" / "scores.parquet"),
+        scores_csv=str(project / "scores" / "scores.csv"),
+        priority=str(project / "priority.csv"),
+        score_report=str(project / "score.json"),
     )
     project.mkdir(parents=True, exist_ok=True)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), "utf-8")
@@ -108,7 +110,7 @@ def bench_reasons(project: Path, model_dir: Path, rows: int) -> list[dict[str, f
     import shap
 
     from models.explain.treeshap import contributions
-    from pipeline.evaluate import load_model
+    from models.model import load_model
 
     model = load_model(model_dir)
     table = pq.read_table(project / "scores" / "features.parquet").slice(0, rows).to_pandas()

@@ -240,7 +240,7 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 
 def load_rows(n_rows: int) -> tuple[Any, pd.DataFrame]:
     """The real model and n_rows of the feature table (repeated if it has fewer)."""
-    from pipeline.evaluate import load_model
+    from models.model import load_model
 
     model = load_model(ROOT / "artifacts" / "model")
     table = pd.read_parquet(ROOT / "data" / "processed" / "features.parquet")

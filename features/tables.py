@@ -16,7 +16,7 @@ from features.contract import CONTRACTS, TABLE_ORDER
 
 log = logging.getLogger(__name__)
 
-# The input contract is defined once, in pipeline/contracts.py.
+# The input contract is defined once, in features/contract.py.
 TABLE_NAMES: tuple[str, ...] = TABLE_ORDER
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in contract.columns if c.required)

@@ -4,6 +4,10 @@ Reason codes are the customer's exact TreeSHAP contributions (log-odds, `models.
 reason_1 is the feature that raises this customer's risk the most, reason_2 the next, and so on.
 Each reason carries the feature's value, its contribution and one readable sentence built from the
 feature catalog's description.
+
+The columns of the scores file a downstream reader may rely on are declared in
+`models.scores_contract` (SCORE_COLUMNS), which tests/models/test_scoring.py checks against what
+`score_frame` and `population_columns` write.
 """
 
 from __future__ import annotations

@@ -301,7 +301,7 @@ class SnapshotTableParams(Section):
 
 @dataclass(frozen=True)
 class DataParams(Section):
-    """Data shape, and the snapshot tables' type inference and model (models/snapshot.py)."""
+    """Data shape, and the snapshot tables' type inference and model (models/snapshot/)."""
 
     SECTION = "data"
 

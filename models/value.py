@@ -173,6 +173,27 @@ def add_value_columns(
     return out
 
 
+def with_value_tier(
+    rows: pd.DataFrame, churn_probability: np.ndarray, p: ValueParams
+) -> pd.DataFrame:
+    """`rows` (model-table rows) with their customers' value tier: CLV from `churn_probability`
+    and the fee column at the cutoff, tiers over these rows. Unchanged when the rows already
+    have a value tier or no fee column."""
+    if "value_tier" in rows.columns or p.fee_column not in rows.columns:
+        return rows
+    valued = add_value_columns(
+        pd.DataFrame(
+            {
+                "customer_id": rows["customer_id"].astype(str).to_numpy(),
+                "churn_probability": churn_probability,
+                "monthly_fee": pd.to_numeric(rows[p.fee_column], errors="coerce").to_numpy(),
+            }
+        ),
+        p,
+    )
+    return rows.assign(value_tier=valued["value_tier"].astype("string").to_numpy())
+
+
 def priority_list(scores: pd.DataFrame, p: ValueParams | None = None) -> pd.DataFrame:
     """Whom to contact first: customers with a positive expected gain, by priority_rank.
 

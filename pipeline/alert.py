@@ -35,7 +35,7 @@ from models.warning.window import (
     snapshots_at_cutoffs,
 )
 from pipeline.config import Params
-from pipeline.delivery import deliver, load_ledger
+from pipeline.delivery import channels_of, deliver, load_ledger
 from pipeline.reporting.markdown import alerts_report
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ def run(params: Params, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
             schema_fields(paths.score_features),
             schema_fields(paths.scores),
         )
+        channels = channels_of(rules_file)  # a bad channel is bad input before any alert
         snapshot = snapshot_at(tables, rules_file, as_of, paths.score_features, paths.scores)
         con.disconnect()
     alerts = build_alerts(rules_file, snapshot, lexicon)
@@ -67,7 +68,7 @@ def run(params: Params, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     write_text(paths.alerts_report, alerts_report(alerts, rules_file, as_of, []))
     deliveries = []
     if cfg.delivery.enabled:
-        deliveries = deliver(alerts, rules_file, paths.ledger, cfg.delivery)
+        deliveries = deliver(alerts, channels, paths.ledger, cfg.delivery)
     if not Path(paths.ledger).exists():  # a declared (persisted) DVC output: always present
         write_json(paths.ledger, load_ledger(paths.ledger))
     if deliveries:
@@ -92,6 +93,7 @@ def run_backtest(params: Params) -> dict[str, Any]:
         rules_file = load_checked_rules(
             cfg.rules, lexicon, tables, schema_fields(paths.features), dict(SCORE_FIELD_TYPES)
         )
+        channels_of(rules_file)  # the same rules file as `churn alert`: reject a bad channel too
         at = snapshots_at_cutoffs(tables, rules_file, paths.features)
         predictions = read_optional(paths.test_predictions)
         result = backtest(rules_file, lexicon, labels, at, params.label.horizon_days, predictions)

@@ -1,5 +1,9 @@
 """Alert delivery: webhook (HTTP POST of a JSON batch) and e-mail (SMTP) per owner team.
 
+The channels are configured in the rules file under `teams.<team>.channels` (format: the header
+of alerts.yaml) and parsed here (`channels_of`); the rules code keeps them unparsed and uses
+only the team names (routing).
+
 Guarantees:
 - Retry with exponential backoff (`backoff_seconds * 2**k`) on network errors, timeouts, HTTP
   408/429/5xx and SMTP errors; other HTTP 4xx answers are configuration errors and not retried.
@@ -29,17 +33,17 @@ import smtplib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from features.base.errors import BadInputError
 from features.base.io import write_json
-from models.warning.rules import Channel, RulesFile
+from models.warning.rules import RulesFile, need, unknown_keys, whole_number
 from pipeline.settings import DeliveryParams
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,99 @@ class ChannelReport:
     pending: int
     attempts: int
     error: str | None = None
+
+
+# ---------------------------------------------------------------- channel config
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A delivery channel of an owner team: an HTTP webhook or an e-mail (SMTP) address list."""
+
+    kind: Literal["webhook", "email"]
+    enabled: bool = False
+    url: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    host: str | None = None
+    port: int = 25
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None  # name of the environment variable holding the password
+
+    @property
+    def channel_id(self) -> str:
+        """A stable name for the ledger: kind and target."""
+        if self.kind == "webhook":
+            return f"webhook:{self.url}"
+        return f"email:{self.host}:{self.port}:{','.join(self.recipients)}"
+
+
+def parse_channel(data: Any, where: str) -> Channel:
+    """One entry of a team's `channels:` list; RuleError (bad input) naming `where` if invalid."""
+    need(isinstance(data, dict), where, f"expected a channel mapping, found {data!r}")
+    kind = data.get("type")
+    need(kind in ("webhook", "email"), where, f"type must be webhook or email, found {kind!r}")
+    enabled = data.get("enabled", False)
+    need(isinstance(enabled, bool), where, f"enabled must be true/false, found {enabled!r}")
+    if kind == "webhook":
+        unknown_keys(data, {"type", "enabled", "url", "headers"}, where)
+        url = data.get("url")
+        need(
+            isinstance(url, str) and url.startswith(("http://", "https://")),
+            where,
+            f"a webhook needs url: http(s)://..., found {url!r}",
+        )
+        headers = data.get("headers") or {}
+        need(isinstance(headers, dict), where, "headers must be a mapping")
+        return Channel(
+            "webhook", enabled, url=url, headers=tuple((str(k), str(v)) for k, v in headers.items())
+        )
+    unknown_keys(
+        data,
+        {"type", "enabled", "host", "port", "from", "to", "starttls", "username", "password_env"},
+        where,
+    )
+    host, to = data.get("host"), data.get("to")
+    to = [to] if isinstance(to, str) else to
+    need(isinstance(host, str) and host, where, f"an email channel needs host, found {host!r}")
+    need(
+        isinstance(to, list) and to and all(isinstance(t, str) for t in to),
+        where,
+        f"an email channel needs to: [addresses], found {to!r}",
+    )
+    sender = data.get("from")
+    need(
+        isinstance(sender, str) and "@" in sender,
+        where,
+        f"an email channel needs from: an address, found {sender!r}",
+    )
+    return Channel(
+        "email",
+        enabled,
+        host=host,
+        port=whole_number(data.get("port", 25), f"{where}.port", 1),
+        sender=sender,
+        recipients=tuple(to),
+        starttls=bool(data.get("starttls", False)),
+        username=data.get("username"),
+        password_env=data.get("password_env"),
+    )
+
+
+def channels_of(rules_file: RulesFile) -> dict[str, tuple[Channel, ...]]:
+    """Each declared team's channels (`teams.<team>.channels` of the rules file), validated."""
+    channels: dict[str, tuple[Channel, ...]] = {}
+    for team, settings in rules_file.teams.items():
+        at = f"{rules_file.path}: teams.{team}"
+        settings = settings or {}
+        need(isinstance(settings, dict), at, "expected a mapping with 'channels:'")
+        unknown_keys(settings, {"channels"}, at)
+        items = settings.get("channels") or []
+        need(isinstance(items, list), at, "channels must be a list")
+        channels[team] = tuple(parse_channel(c, f"{at}.channels[{i}]") for i, c in enumerate(items))
+    return channels
 
 
 # ---------------------------------------------------------------- payloads
@@ -98,7 +195,7 @@ def webhook_body(team: str, key: str, alerts: list[dict[str, Any]]) -> bytes:
     return json.dumps(body, sort_keys=True).encode("utf-8")
 
 
-# ---------------------------------------------------------------- channels
+# ---------------------------------------------------------------- senders
 
 
 def send_webhook(
@@ -223,7 +320,7 @@ def load_ledger(path: Path | str) -> dict[str, Any]:
 
 def deliver(
     alerts: pd.DataFrame,
-    rules_file: RulesFile,
+    channels: Mapping[str, Sequence[Channel]],
     ledger_path: Path | str,
     settings: DeliveryParams | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -231,16 +328,15 @@ def deliver(
 ) -> list[ChannelReport]:
     """Send every pending alert to its owner team's enabled channels; update the ledger.
 
-    Alerts of teams without an enabled channel are not recorded (nothing to deliver).
+    `channels` is team -> channels (`channels_of`). Alerts of teams without an enabled channel are
+    not recorded (nothing to deliver).
     """
     settings = settings or DeliveryParams()
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
-    enabled = {team: [c for c in chans if c.enabled] for team, chans in rules_file.channels.items()}
+    enabled = {team: [c for c in chans if c.enabled] for team, chans in channels.items()}
     enabled = {team: chans for team, chans in enabled.items() if chans}
     if not enabled:
-        log.info(
-            "delivery: no channel enabled in %s; alerts are in the files only", rules_file.path
-        )
+        log.info("delivery: no channel enabled in the rules file; alerts are in the files only")
         return []
     ledger = load_ledger(ledger_path)
     entries: dict[str, Any] = ledger["alerts"]

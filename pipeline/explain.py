@@ -23,8 +23,9 @@ from features.base.io import atomic_directory
 from models import tracking
 from models.explain import drivers as ex
 from models.model import load_model
+from models.settings import MlflowParams
 from models.training.split import LABEL, TrainingDataError, test_rows
-from models.value import add_value_columns
+from models.value import with_value_tier
 from pipeline.config import Params
 from pipeline.reporting import html as report
 from pipeline.reporting import shap_figures as figures
@@ -120,70 +121,27 @@ def _inputs(params: Params) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame,
     return predictions, summary, catalog, load_model(paths.model)
 
 
-def _tables(
-    params: Params, result: ex.ShapResult, rows: pd.DataFrame, catalog: pd.DataFrame
-) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Every analysis table (named by its CSV file) and the notes about skipped segments."""
-    e = params.explain
-    importance = ex.global_importance(result, catalog, e.direction_min_abs_corr)
-    segments, notes = ex.segment_drivers(
-        result,
-        rows,
-        e.segments,
-        catalog,
-        LABEL,
-        e.segment_top_k,
-        e.segment_max_levels,
-        e.segment_min_rows,
-    )
-    touchpoints = ex.touchpoint_analysis(
-        importance,
-        rows,
-        params.featurize.touchpoints,
-        e.touchpoint_performance,
-        params.value.csat_satisfied_min,
-    )
-    tables = {
-        "importance.csv": importance,
-        "groups.csv": ex.group_importance(importance),
-        "churn_types.csv": ex.churn_type_importance(importance),
-        "segments.csv": segments,
-        "touchpoints.csv": touchpoints,
-    }
-    return tables, notes
-
-
-def _with_value_tier(rows: pd.DataFrame, sample: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Add the customers' value tier (models/value.py: CLV from the model's probability and the
-    fee at the cutoff, tiers over the sampled test customers) so segments can use it."""
-    fee = params.value.fee_column
-    if "value_tier" in rows.columns or fee not in rows.columns or "p_model" not in sample.columns:
-        return rows
-    valued = add_value_columns(
-        pd.DataFrame(
-            {
-                "customer_id": rows["customer_id"].astype(str).to_numpy(),
-                "churn_probability": sample["p_model"].to_numpy(dtype=float),
-                "monthly_fee": pd.to_numeric(rows[fee], errors="coerce").to_numpy(),
-            }
-        ),
-        params.value,
-    )
-    return rows.assign(value_tier=valued["value_tier"].astype("string").to_numpy())
-
-
 def build(params: Params) -> dict[str, Any]:
     """Compute every table and figure of the report; return them with the page's HTML."""
     e = params.explain
     predictions, summary, catalog, model = _inputs(params)
     sample = ex.stratified_sample(predictions, LABEL, e.sample_size, e.seed)
     rows = test_rows(params.paths.features, sample).assign(**{LABEL: sample[LABEL].to_numpy()})
-    rows = _with_value_tier(rows, sample, params)
+    if "p_model" in sample.columns:
+        rows = with_value_tier(rows, sample["p_model"].to_numpy(dtype=float), params.value)
     started = time.perf_counter()
     result = ex.shap_values(model.booster, model.model_frame(rows))
     shap_seconds = time.perf_counter() - started
 
-    tables, notes = _tables(params, result, rows, catalog)
+    tables, notes = ex.driver_tables(
+        result,
+        rows,
+        catalog,
+        e,
+        params.featurize.touchpoints,
+        params.value.csat_satisfied_min,
+        LABEL,
+    )
     alerts, alerts_header, alerts_note = _alerts(Path(params.paths.backtest_report))
     kpis, kpi_images, kpis_note = _kpis(Path(params.paths.kpis_report), Path(params.paths.kpis_dir))
     header = _header(summary, sample, len(predictions))
@@ -235,9 +193,9 @@ def write(out_dir: Path, built: dict[str, Any]) -> None:
         )
 
 
-def log_to_mlflow(params: Params, out_dir: Path, run_id: str | None) -> bool:
+def log_to_mlflow(settings: MlflowParams, out_dir: Path, run_id: str | None) -> bool:
     """Log the report directory to the model's MLflow run under "drivers"; False if not found."""
-    tracking.setup_tracking(params.mlflow.tracking_uri, params.mlflow.experiment)
+    tracking.setup_tracking(settings.tracking_uri, settings.experiment)
     if not tracking.find_run(run_id, "driver report"):
         return False
     MlflowClient().log_artifacts(run_id, str(out_dir), artifact_path="drivers")
@@ -252,7 +210,9 @@ def run(params: Params) -> dict[str, Any]:
     out_dir = Path(params.paths.drivers)
     write(out_dir, built)
     header = built["header"]
-    logged = params.explain.log_to_mlflow and log_to_mlflow(params, out_dir, header["run_id"])
+    logged = params.explain.log_to_mlflow and log_to_mlflow(
+        params.mlflow, out_dir, header["run_id"]
+    )
     importance = built["tables"]["importance.csv"]
     log.info(
         "explain: %d sampled rows, SHAP %.2fs, total %.1fs; top drivers %s; report %s%s",

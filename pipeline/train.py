@@ -20,7 +20,7 @@ import mlflow
 import pandas as pd
 import pyarrow as pa
 
-from features.base.errors import InputNotFoundError
+from features.base.errors import require_inputs
 from features.base.io import atomic_directory, write_json, write_parquet
 from models import tracking
 from models.evaluation.metrics import binary_metrics
@@ -33,10 +33,7 @@ log = logging.getLogger(__name__)
 
 def read_model_table(path: Path) -> pd.DataFrame:
     """The featurize output; a clear error when it is missing or empty."""
-    if not path.exists():
-        raise InputNotFoundError(
-            f"{path}: model table not found. Run `churn featurize` (or `dvc repro featurize`)."
-        )
+    require_inputs(path, produced_by="churn featurize")
     table = pd.read_parquet(path)
     if table.empty:
         raise TrainingDataError(

@@ -100,3 +100,21 @@ def test_lint_imports_fails_on_an_upward_import(tmp_path: Path) -> None:
     broken = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert broken.returncode == 1, broken.stdout[-2000:]
     assert "BROKEN" in broken.stdout and "features.labels -> models.value" in broken.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "home"),
+    [
+        ("models.tracking", "ChurnPyfunc", "models.tracking"),
+        ("models.snapshot", "SnapshotPyfunc", "models.snapshot.model"),
+    ],
+)
+def test_models_saved_before_the_restructure_still_unpickle(
+    module: str, name: str, home: str
+) -> None:
+    """MLflow pickles a pyfunc wrapper by its import path; registered models name these."""
+    import importlib
+    import pickle
+
+    found = pickle.loads(f"c{module}\n{name}\n.".encode())  # protocol 0: a global by name
+    assert found is getattr(importlib.import_module(home), name)

@@ -19,8 +19,8 @@ FEE_CHANGE_DAYS = 90
 def monthly_fee_features(
     tables: Tables, spine: ibis.Table, cfg: FeaturizeParams
 ) -> FeatureSet | None:
-    """Current fee (last fee event before the cutoff, else customers.monthly_fee) "
-    "and its 90-day change."""
+    """Current fee (last fee event before the cutoff, else customers.monthly_fee) and its
+    90-day change."""
     customers = tables.customers
     has_base = "monthly_fee" in customers.columns
     types = list(cfg.fee_event_types)
@@ -80,8 +80,8 @@ def monthly_fee_features(
 
 
 def days_to_next_renewal(customers: ibis.Table, spine: ibis.Table) -> FeatureSet:
-    """Days from the cutoff day to the next monthly renewal (signup day of month, "
-    "clamped to month end)."""
+    """Days from the cutoff day to the next monthly renewal (signup day of month, clamped to
+    month end)."""
     c = customers.select("customer_id", renew_dom=customers.signup_date.day())
     sp = spine.select(*KEYS).view()
     j = sp.join(c, "customer_id")

@@ -98,8 +98,8 @@ def score_features(responses: ibis.Table, spine: ibis.Table, cfg: FeaturizeParam
 
 
 def nps_features(responses: ibis.Table, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
-    """Latest NPS, its category (promoter >= 9, passive 7-8, detractor <= 6) and "
-    "change vs the one before."""
+    """Latest NPS, its category (promoter >= 9, passive 7-8, detractor <= 6) and change vs the
+    one before."""
     j = _responses_before(responses, spine)
     j = j.filter(j.metric == cfg.nps_metric.lower())
     rank = ibis.row_number().over(

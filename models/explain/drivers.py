@@ -1,7 +1,7 @@
 """SHAP driver analysis for analysts: sampling, importance, groups, segments, touchpoints.
 
 Plain functions on DataFrames and arrays; `pipeline/explain.py` reads the files and
-`models/report.py` draws and renders. SHAP values are on the booster's raw (log-odds) scale:
+pipeline/reporting/ draws and renders. SHAP values are on the booster's raw (log-odds) scale:
 a positive value raises the churn risk of that customer, a negative one lowers it.
 """
 
@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.catalog import GROUP_CHURN_TYPE
 from models.explain import treeshap
+from models.settings import ExplainParams
 from models.training.split import TrainingDataError
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ def shap_values(
     expected = (len(x), len(features) + 1)
     if contrib.shape != expected:
         raise ValueError(
-            f"SHAP contributions have shape {contrib.shape}, expected {expected} "
-            "(rows, features + bias) in LightGBM's pred_contrib layout; check models/treeshap.py"
+            f"SHAP contributions have shape {contrib.shape}, expected {expected} (rows, "
+            "features + bias) in LightGBM's pred_contrib layout; check models/explain/treeshap.py"
         )
     bias = contrib[:, -1]
     return ShapResult(
@@ -393,6 +394,41 @@ def touchpoint_analysis(
     ]
     frame.attrs.update(importance_mid=imp_mid, performance_mid=perf_mid)
     return frame.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def driver_tables(
+    result: ShapResult,
+    rows: pd.DataFrame,
+    catalog: pd.DataFrame,
+    e: ExplainParams,
+    touchpoints: Sequence[str],
+    csat_satisfied_min: float,
+    label: str = "churned",
+) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Every analysis table of the driver report (named by its CSV file) and the notes about
+    skipped segments."""
+    importance = global_importance(result, catalog, e.direction_min_abs_corr)
+    segments, notes = segment_drivers(
+        result,
+        rows,
+        e.segments,
+        catalog,
+        label,
+        e.segment_top_k,
+        e.segment_max_levels,
+        e.segment_min_rows,
+    )
+    by_touchpoint = touchpoint_analysis(
+        importance, rows, touchpoints, e.touchpoint_performance, csat_satisfied_min
+    )
+    tables = {
+        "importance.csv": importance,
+        "groups.csv": group_importance(importance),
+        "churn_types.csv": churn_type_importance(importance),
+        "segments.csv": segments,
+        "touchpoints.csv": by_touchpoint,
+    }
+    return tables, notes
 
 
 ALERT_RULE_KEYS = ("rule", "level", "alerted", "churned", "precision", "recall", "lift")

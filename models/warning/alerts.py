@@ -10,7 +10,8 @@ What a rule sees (its "fields"), first name wins:
    derived record fields: `days_to_renewal` (days from the record's time, or the as-of date for
    scores, to the customer's next monthly anniversary of signup_date, 0 on the day itself) and,
    for tickets, `is_open`;
-2. the scores at the as-of date when present (`churn_probability`, `risk_tier`, `value_tier` ...);
+2. the scores at the as-of date when present (`churn_probability`, `risk_tier`, `value_tier` ...,
+   declared in models/scores_contract.py);
 3. the customer's features at the as-of date (data/scores/features.parquet; in the backtest the
    feature table's row at the cutoff); the label columns are never visible;
 4. the customer's own columns (segment, country, plan ...).
@@ -41,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.lexicon import Lexicon
+from models.scores_contract import SCORE_COLUMNS
 from models.warning.rules import (
     LEVELS,
     TEXT_FIELDS,
@@ -60,29 +62,15 @@ TIME_COLUMNS: dict[str, str] = {"responses": "ts", "tickets": "opened_at", "even
 RECORD_SOURCES: tuple[str, ...] = tuple(TIME_COLUMNS)
 # Columns of the feature table that are labels or keys, never visible to a rule.
 HIDDEN_FEATURE_COLUMNS = frozenset({"customer_id", "cutoff", "churned", "churn_type", "as_of"})
-# Score fields a rule may name before the scores exist (types of data/scores/scores.parquet).
+# The scores' top reasons carried onto an alert when the customer was scored.
+REASON_COLUMNS: tuple[str, ...] = tuple(c for c in SCORE_COLUMNS if c.startswith("reason_"))
+# Score fields a rule may name before the scores exist (the reasons are carried, not ruled on).
 SCORE_FIELD_TYPES: dict[str, FieldType] = {
-    "churn_probability": "number",
-    "risk_decile": "number",
-    "risk_tier": "string",
-    "churn_type": "string",
-    "clv": "number",
-    "value_tier": "string",
-    "value_at_risk": "number",
-    "priority_rank": "number",
+    c: kind for c, kind in SCORE_COLUMNS.items() if c not in REASON_COLUMNS
 }
 DERIVED_FIELDS: dict[str, FieldType] = {"days_to_renewal": "number"}
 TICKET_DERIVED_FIELDS: dict[str, FieldType] = {"is_open": "bool"}
 ROUTING_COLUMNS: tuple[str, ...] = ("segment", "country", "plan", "value_tier")
-# The scores' top reasons carried onto an alert when the customer was scored.
-REASON_COLUMNS: tuple[str, ...] = (
-    "reason_1",
-    "reason_2",
-    "reason_3",
-    "reason_1_text",
-    "reason_2_text",
-    "reason_3_text",
-)
 ALERT_COLUMNS: tuple[str, ...] = (
     "alert_id",
     "as_of",

@@ -730,30 +730,6 @@ class Route:
 
 
 @dataclass(frozen=True)
-class Channel:
-    """A delivery channel of an owner team: an HTTP webhook or an e-mail (SMTP) address list."""
-
-    kind: Literal["webhook", "email"]
-    enabled: bool = False
-    url: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    host: str | None = None
-    port: int = 25
-    sender: str | None = None
-    recipients: tuple[str, ...] = ()
-    starttls: bool = False
-    username: str | None = None
-    password_env: str | None = None  # name of the environment variable holding the password
-
-    @property
-    def channel_id(self) -> str:
-        """A stable name for the ledger: kind and target."""
-        if self.kind == "webhook":
-            return f"webhook:{self.url}"
-        return f"email:{self.host}:{self.port}:{','.join(self.recipients)}"
-
-
-@dataclass(frozen=True)
 class Rule:
     name: str
     description: str
@@ -787,7 +763,8 @@ class RulesFile:
     routes: tuple[Route, ...] = ()
     default_owner: str = "support"
     due_hours: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DUE_HOURS))
-    channels: dict[str, tuple[Channel, ...]] = field(default_factory=dict)
+    # `teams:` as written, team -> settings: the delivery reads the channels from it
+    teams: dict[str, Any] = field(default_factory=dict)
 
     def rule(self, name: str) -> Rule:
         for r in self.rules:
@@ -821,19 +798,22 @@ _RULE_KEYS = {
 _FILE_KEYS = {"rules", "routing", "default_owner", "levels", "teams"}
 
 
-def _need(cond: bool, where: str, message: str) -> None:
+def need(cond: bool, where: str, message: str) -> None:
+    """Raise RuleError `where: message` unless `cond` holds."""
     if not cond:
         raise RuleError(f"{where}: {message}")
 
 
-def _unknown_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def unknown_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    """Raise RuleError naming the keys of `data` that are not `allowed`."""
     unknown = sorted(set(data) - allowed)
-    _need(not unknown, where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    need(not unknown, where, f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
 
 
-def _int(value: Any, where: str, minimum: int = 0) -> int:
+def whole_number(value: Any, where: str, minimum: int = 0) -> int:
+    """`value` as a whole number >= `minimum`; RuleError otherwise."""
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    _need(ok, where, f"expected a whole number >= {minimum}, found {value!r}")
+    need(ok, where, f"expected a whole number >= {minimum}, found {value!r}")
     return int(value)
 
 
@@ -841,98 +821,47 @@ def parse_routes(data: Any, where: str, teams: Iterable[str]) -> tuple[Route, ..
     """`routing:` — a list of {when: {key: value or [values]}, owner: team}, first match wins."""
     if data is None:
         return ()
-    _need(isinstance(data, list), where, f"expected a list of routes, found {data!r}")
+    need(isinstance(data, list), where, f"expected a list of routes, found {data!r}")
     teams = tuple(teams)
     routes = []
     for i, item in enumerate(data):
         at = f"{where}[{i}]"
-        _need(isinstance(item, dict), at, f"expected a mapping with when/owner, found {item!r}")
-        _unknown_keys(item, {"when", "owner"}, at)
+        need(isinstance(item, dict), at, f"expected a mapping with when/owner, found {item!r}")
+        unknown_keys(item, {"when", "owner"}, at)
         owner = item.get("owner")
-        _need(owner in teams, at, f"owner {owner!r} is not a team; teams: {list(teams)}")
+        need(owner in teams, at, f"owner {owner!r} is not a team; teams: {list(teams)}")
         when = item.get("when") or {}
-        _need(isinstance(when, dict), at, f"'when' must be a mapping, found {when!r}")
+        need(isinstance(when, dict), at, f"'when' must be a mapping, found {when!r}")
         bad = sorted(set(when) - set(ROUTE_KEYS))
-        _need(not bad, at, f"cannot route on {bad}; route keys: {list(ROUTE_KEYS)}")
+        need(not bad, at, f"cannot route on {bad}; route keys: {list(ROUTE_KEYS)}")
         pairs = []
         for key, value in when.items():
             values = value if isinstance(value, list) else [value]
             pairs.append((key, tuple(str(v) for v in values)))
             if key == "level":
                 bad_levels = [v for v in values if v not in LEVELS]
-                _need(not bad_levels, at, f"unknown level(s) {bad_levels}; levels: {list(LEVELS)}")
+                need(not bad_levels, at, f"unknown level(s) {bad_levels}; levels: {list(LEVELS)}")
         routes.append(Route(owner, tuple(pairs)))
     return tuple(routes)
-
-
-def parse_channel(data: Any, where: str) -> Channel:
-    _need(isinstance(data, dict), where, f"expected a channel mapping, found {data!r}")
-    kind = data.get("type")
-    _need(kind in ("webhook", "email"), where, f"type must be webhook or email, found {kind!r}")
-    enabled = data.get("enabled", False)
-    _need(isinstance(enabled, bool), where, f"enabled must be true/false, found {enabled!r}")
-    if kind == "webhook":
-        _unknown_keys(data, {"type", "enabled", "url", "headers"}, where)
-        url = data.get("url")
-        _need(
-            isinstance(url, str) and url.startswith(("http://", "https://")),
-            where,
-            f"a webhook needs url: http(s)://..., found {url!r}",
-        )
-        headers = data.get("headers") or {}
-        _need(isinstance(headers, dict), where, "headers must be a mapping")
-        return Channel(
-            "webhook", enabled, url=url, headers=tuple((str(k), str(v)) for k, v in headers.items())
-        )
-    _unknown_keys(
-        data,
-        {"type", "enabled", "host", "port", "from", "to", "starttls", "username", "password_env"},
-        where,
-    )
-    host, to = data.get("host"), data.get("to")
-    to = [to] if isinstance(to, str) else to
-    _need(isinstance(host, str) and host, where, f"an email channel needs host, found {host!r}")
-    _need(
-        isinstance(to, list) and to and all(isinstance(t, str) for t in to),
-        where,
-        f"an email channel needs to: [addresses], found {to!r}",
-    )
-    sender = data.get("from")
-    _need(
-        isinstance(sender, str) and "@" in sender,
-        where,
-        f"an email channel needs from: an address, found {sender!r}",
-    )
-    return Channel(
-        "email",
-        enabled,
-        host=host,
-        port=_int(data.get("port", 25), f"{where}.port", 1),
-        sender=sender,
-        recipients=tuple(to),
-        starttls=bool(data.get("starttls", False)),
-        username=data.get("username"),
-        password_env=data.get("password_env"),
-    )
 
 
 def _parse_trigger(data: Any, where: str) -> Trigger:
     if data is None or data == "immediate":
         return Trigger()
-    _need(
+    need(
         isinstance(data, dict),
         where,
         f"expected 'immediate' or {{delayed_days: N, follow_up: ...}}, found {data!r}",
     )
-    _unknown_keys(data, {"delayed_days", "follow_up"}, where)
-    days = _int(data.get("delayed_days"), f"{where}.delayed_days", 1)
+    unknown_keys(data, {"delayed_days", "follow_up"}, where)
+    days = whole_number(data.get("delayed_days"), f"{where}.delayed_days", 1)
     follow = data.get("follow_up")
     if follow is None:
         return Trigger("delayed", days)
-    _need(isinstance(follow, dict), f"{where}.follow_up", "expected {source: ..., condition: ...}")
-    _unknown_keys(follow, {"source", "condition"}, f"{where}.follow_up")
+    need(isinstance(follow, dict), f"{where}.follow_up", "expected {source: ..., condition: ...}")
+    unknown_keys(follow, {"source", "condition"}, f"{where}.follow_up")
     source = follow.get("source")
-    _need(
+    need(
         source in SOURCES[:3],
         f"{where}.follow_up",
         f"source must be one of {list(SOURCES[:3])}, found {source!r}",
@@ -950,35 +879,26 @@ def parse_rules(
 
     `fields_by_source`, when known, is listed in syntax error messages.
     """
-    _need(
+    need(
         isinstance(data, dict) and isinstance(data.get("rules"), list),
         source,
         "expected a mapping with a 'rules:' list (see the header of alerts.yaml)",
     )
-    _unknown_keys(data, _FILE_KEYS, source)
+    unknown_keys(data, _FILE_KEYS, source)
     teams_data = data.get("teams") or {}
-    _need(isinstance(teams_data, dict), f"{source}: teams", "expected a mapping team -> settings")
+    need(isinstance(teams_data, dict), f"{source}: teams", "expected a mapping team -> settings")
     teams = tuple(dict.fromkeys([*OWNER_TEAMS, *teams_data]))
-    channels: dict[str, tuple[Channel, ...]] = {}
-    for team, settings in teams_data.items():
-        at = f"{source}: teams.{team}"
-        settings = settings or {}
-        _need(isinstance(settings, dict), at, "expected a mapping with 'channels:'")
-        _unknown_keys(settings, {"channels"}, at)
-        items = settings.get("channels") or []
-        _need(isinstance(items, list), at, "channels must be a list")
-        channels[team] = tuple(parse_channel(c, f"{at}.channels[{i}]") for i, c in enumerate(items))
     due_hours = dict(DEFAULT_DUE_HOURS)
     levels = data.get("levels") or {}
-    _need(isinstance(levels, dict), f"{source}: levels", "expected level -> {due_hours: N}")
+    need(isinstance(levels, dict), f"{source}: levels", "expected level -> {due_hours: N}")
     for level, settings in levels.items():
         at = f"{source}: levels.{level}"
-        _need(level in LEVELS, at, f"unknown level; levels: {list(LEVELS)}")
-        _need(isinstance(settings, dict), at, "expected {due_hours: N}")
-        _unknown_keys(settings, {"due_hours"}, at)
-        due_hours[level] = _int(settings.get("due_hours"), f"{at}.due_hours", 1)
+        need(level in LEVELS, at, f"unknown level; levels: {list(LEVELS)}")
+        need(isinstance(settings, dict), at, "expected {due_hours: N}")
+        unknown_keys(settings, {"due_hours"}, at)
+        due_hours[level] = whole_number(settings.get("due_hours"), f"{at}.due_hours", 1)
     default_owner = data.get("default_owner", "support")
-    _need(
+    need(
         default_owner in teams,
         f"{source}: default_owner",
         f"{default_owner!r} is not a team; teams: {list(teams)}",
@@ -987,10 +907,10 @@ def parse_rules(
     rules, seen = [], set()
     for i, item in enumerate(data["rules"]):
         rule = _parse_rule(item, f"{source}: rules[{i}]", teams, fields_by_source or {})
-        _need(rule.name not in seen, f"{source}: rules[{i}]", f"duplicate rule name {rule.name!r}")
+        need(rule.name not in seen, f"{source}: rules[{i}]", f"duplicate rule name {rule.name!r}")
         seen.add(rule.name)
         rules.append(rule)
-    return RulesFile(source, tuple(rules), routes, default_owner, due_hours, channels)
+    return RulesFile(source, tuple(rules), routes, default_owner, due_hours, dict(teams_data))
 
 
 def _parse_rule(
@@ -999,23 +919,23 @@ def _parse_rule(
     teams: tuple[str, ...],
     fields_by_source: Mapping[str, Mapping[str, FieldType]],
 ) -> Rule:
-    _need(isinstance(item, dict), where, f"expected a rule mapping, found {item!r}")
+    need(isinstance(item, dict), where, f"expected a rule mapping, found {item!r}")
     name = item.get("name")
-    _need(
+    need(
         isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", name or "") is not None,
         where,
         f"name must be lower_snake_case text, found {name!r}",
     )
     where = f"{where.split(': ')[0]}: rule {name!r}"
-    _unknown_keys(item, _RULE_KEYS, where)
+    unknown_keys(item, _RULE_KEYS, where)
     source = item.get("source")
-    _need(source in SOURCES, where, f"source must be one of {list(SOURCES)}, found {source!r}")
+    need(source in SOURCES, where, f"source must be one of {list(SOURCES)}, found {source!r}")
     level = item.get("level")
-    _need(level in LEVELS, where, f"level must be one of {list(LEVELS)}, found {level!r}")
+    need(level in LEVELS, where, f"level must be one of {list(LEVELS)}, found {level!r}")
     text = item.get("condition")
-    _need(isinstance(text, str) and text.strip() != "", where, "needs a condition (text)")
+    need(isinstance(text, str) and text.strip() != "", where, "needs a condition (text)")
     trigger = _parse_trigger(item.get("trigger"), f"{where}.trigger")
-    _need(
+    need(
         not (source == "scores" and trigger.kind == "delayed"),
         where,
         "a scores rule can only be immediate (scores have one date, the as-of)",
@@ -1044,10 +964,10 @@ def _parse_rule(
         ast=ast,
         level=level,
         trigger=trigger,
-        window_days=_int(item.get("window_days", 30), f"{where}.window_days", 1),
-        cooldown_days=_int(item.get("cooldown_days", 30), f"{where}.cooldown_days", 0),
+        window_days=whole_number(item.get("window_days", 30), f"{where}.window_days", 1),
+        cooldown_days=whole_number(item.get("cooldown_days", 30), f"{where}.cooldown_days", 0),
         routes=parse_routes(item.get("routing"), f"{where}.routing", teams),
-        due_hours=None if due is None else _int(due, f"{where}.due_hours", 1),
+        due_hours=None if due is None else whole_number(due, f"{where}.due_hours", 1),
     )
 
 

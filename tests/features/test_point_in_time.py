@@ -280,8 +280,8 @@ def world_features() -> dict:
 
 
 def readers(source: str) -> callable:
-    """Which features may change when rows of `source` ('events:<type>', 'responses', "
-    "'tickets') go."""
+    """Which features may change when rows of `source` ('events:<type>', 'responses',
+    'tickets') go."""
     if source.startswith("events:"):
         t = source.split(":", 1)[1]
         keys = {slug(t), plural(t)}

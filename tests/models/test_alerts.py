@@ -8,12 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.lexicon import load_lexicon
+from models.scores_contract import SCORE_COLUMNS
 from models.warning.alerts import (
+    ALERT_COLUMNS,
     Snapshot,
     alert_id,
     backtest,
     build_alerts,
     days_to_renewal,
+    fields_by_source,
     snapshot_fields,
 )
 from models.warning.rules import RulesFile, check_rules, parse_rules
@@ -295,6 +298,15 @@ def test_value_tier_routes_and_scores_rules() -> None:
     assert set(out["triggered_at"]) == {AS_OF}
     assert out["reason_1"].tolist() == ["logins_30d", "logins_30d", "tenure_days"]
     assert out["churn_probability"].tolist() == [0.7, 0.7, 0.65]
+
+
+def test_every_scores_contract_column_is_a_rule_field_or_carried_onto_the_alert() -> None:
+    before_scoring = fields_by_source({"responses": {"score": "number"}}, {"customer_id": "string"})
+    for column, kind in SCORE_COLUMNS.items():
+        assert before_scoring["scores"].get(column) == kind or column in ALERT_COLUMNS, column
+    assert ALERT_COLUMNS[-6:] == (
+        "reason_1", "reason_2", "reason_3", "reason_1_text", "reason_2_text", "reason_3_text",
+    )  # fmt: skip
 
 
 def test_events_and_customer_features() -> None:

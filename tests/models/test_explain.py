@@ -1,4 +1,4 @@
-"""SHAP driver analysis (models/explain.py) and the `explain` stage end to end."""
+"""SHAP driver analysis (models/explain/drivers.py) and the `explain` stage end to end."""
 
 from __future__ import annotations
 

@@ -282,18 +282,29 @@ def test_invalid_rule_entries_are_named(change: dict, words: str) -> None:
     assert words in str(info.value)
 
 
-def test_duplicate_names_delayed_scores_and_bad_channels_are_rejected() -> None:
+def test_duplicate_names_and_delayed_scores_are_rejected() -> None:
     twice = {"rules": [rule_file("score <= 5")["rules"][0]] * 2}
     with pytest.raises(RuleError, match="duplicate rule name 'my_rule'"):
         parse_rules(twice)
     with pytest.raises(RuleError, match="a scores rule can only be immediate"):
         parse_rules(rule_file("churn_probability > 0.5", "scores", trigger={"delayed_days": 2}))
-    bad_channel = {
+
+
+def test_declared_teams_can_own_alerts_and_keep_their_settings_for_delivery() -> None:
+    settings = {"channels": [{"type": "webhook", "url": "http://x", "enabled": True}]}
+    data = {
         **rule_file("score <= 5"),
-        "teams": {"sales": {"channels": [{"type": "webhook", "url": "ftp://x"}]}},
+        "teams": {"retention": settings, "sales": None},
+        "default_owner": "retention",
+        "routing": [{"when": {"segment": "enterprise"}, "owner": "retention"}],
     }
-    with pytest.raises(RuleError, match="a webhook needs url"):
-        parse_rules(bad_channel, "alerts.yaml")
+    rules = parse_rules(data, "alerts.yaml")
+    assert rules.default_owner == "retention" and rules.routes[0].owner == "retention"
+    assert rules.teams == {"retention": settings, "sales": None}  # parsed by pipeline/delivery.py
+    with pytest.raises(RuleError, match="teams: expected a mapping team -> settings"):
+        parse_rules({**data, "teams": ["retention"]}, "alerts.yaml")
+    with pytest.raises(RuleError, match="owner 'marketing' is not a team"):
+        parse_rules({**data, "routing": [{"owner": "marketing"}]}, "alerts.yaml")
 
 
 def test_routing_first_match_rule_routes_first_then_default() -> None:
@@ -327,7 +338,6 @@ def test_the_shipped_rules_file_is_valid() -> None:
     check_rules(rules, contract_fields(), LEXICON)
     names = {r.name for r in rules.rules}
     assert {"after_sales_csat_low", "price_mention"} <= names
-    assert not any(c.enabled for chans in rules.channels.values() for c in chans)
 
 
 def test_missing_rules_file_says_how_to_fix(tmp_path: Path) -> None:

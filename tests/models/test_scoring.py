@@ -6,19 +6,28 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.catalog import FeatureInfo
+from models.model import LoadedModel
+from models.scores_contract import SCORE_COLUMNS
 from models.scoring import (
     NO_CHURN_TYPE,
     churn_types,
     feature_label,
     format_value,
+    population_columns,
     reason_columns,
     risk_decile,
     risk_tier,
+    score_frame,
     top_reasons,
 )
+from models.settings import TrainParams, ValueParams
+from models.training.split import split_by_cutoff
+from models.training.train import train_model
+from models.warning.rules import field_types_of_schema
 
 
 def test_risk_decile_splits_the_population_into_tenths_highest_first() -> None:
@@ -114,3 +123,18 @@ def test_reason_columns_carry_value_contribution_and_sentence() -> None:
         "Plan was basic (lowers risk)",
         "Lowest CSAT at after-sales: none recorded (raises risk)",
     ]
+
+
+def test_the_scores_carry_every_contract_column_with_its_kind(model_table: pd.DataFrame) -> None:
+    split = split_by_cutoff(model_table)
+    model = train_model(split, TrainParams(learning_rate=0.1, early_stopping_rounds=20))
+    loaded = LoadedModel(model, "models:/churn-model/1", "1", "run")
+    scored = score_frame(split.test.head(300), loaded, {}, reasons=3)
+    pop = scored[["customer_id", "churn_probability"]].assign(
+        monthly_fee=np.linspace(10.0, 200.0, len(scored))
+    )
+    extra = population_columns(pop, {"high": 0.3, "medium": 0.1}, "low", ValueParams())
+    scores = pd.concat([scored, extra], axis=1)
+    # the kinds as a reader of the Parquet file sees them (`churn score` writes it from Arrow)
+    kinds = field_types_of_schema(pa.Table.from_pandas(scores, preserve_index=False).schema)
+    assert {c: kinds.get(c) for c in SCORE_COLUMNS} == SCORE_COLUMNS

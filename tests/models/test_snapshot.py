@@ -7,19 +7,28 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models import snapshot as sn
 from models.model import fit_feature_spec
 from models.settings import DataParams, LeakageParams, TrainParams
+from models.snapshot.cv import evaluate_folds
+from models.snapshot.job import read_table
+from models.snapshot.model import Scorecard, fit_snapshot_model
+from models.snapshot.schema import (
+    TRUE_TOKENS,
+    ColumnPlan,
+    SnapshotDataError,
+    encode_target,
+    infer_schema,
+)
 from models.training.baselines import fit_logreg, predict_logreg
 from models.training.calibration import logit
 from models.training.split import LABEL, Split
 
 
-def plan(frame: pd.DataFrame, column: str, **kw) -> sn.ColumnPlan:
+def plan(frame: pd.DataFrame, column: str, **kw) -> ColumnPlan:
     """The plan inference makes for `column` (a usable column and a target are added)."""
     n = len(frame)
     full = frame.assign(churn=(["yes", "no"] * n)[:n], usable=np.arange(n) % 3)
-    schema = sn.infer_schema(full, "churn", "yes", **kw)
+    schema = infer_schema(full, "churn", "yes", **kw)
     return next(p for p in schema.plans if p.column == column)
 
 
@@ -30,7 +39,7 @@ def test_numbers_stored_as_text_with_blanks() -> None:
     frame = pd.DataFrame({"TotalCharges": ["29.85", " ", "1,889.50", "$108.15", "", "n/a"]})
     p = plan(frame, "TotalCharges")
     assert p.kind == "numeric" and "text" in p.reason
-    schema = sn.infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
+    schema = infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
     values = schema.transform(frame)["TotalCharges"]
     assert values.dtype == "float64"
     np.testing.assert_allclose(values.to_numpy(), [29.85, np.nan, 1889.5, 108.15, np.nan, np.nan])
@@ -56,12 +65,12 @@ def test_mostly_numbers_with_a_stray_word_count_the_unreadable_value() -> None:
 )
 def test_booleans_in_any_spelling_with_blanks(values) -> None:
     frame = pd.DataFrame({"flag": values})
-    schema = sn.infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
+    schema = infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
     [p] = [p for p in schema.plans if p.column == "flag"]
     assert p.kind == "boolean", p
     out = schema.transform(frame)["flag"].to_numpy()
     expected = [
-        np.nan if v is None or str(v).strip() == "" else float(str(v).lower() in sn.TRUE_TOKENS)
+        np.nan if v is None or str(v).strip() == "" else float(str(v).lower() in TRUE_TOKENS)
         for v in values
     ]
     np.testing.assert_array_equal(out, expected)
@@ -76,7 +85,7 @@ def test_dates_become_days_before_the_latest_date() -> None:
     frame = pd.DataFrame(
         {"signup_date": ["2024-01-01", "2024-03-01", "2023-12-02", "", "2024-02-15", "2024-01-31"]}
     )
-    schema = sn.infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
+    schema = infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
     [p] = schema.plans
     assert p.kind == "date" and p.reference.startswith("2024-03-01")
     days = schema.transform(frame)["signup_date"].to_numpy()
@@ -116,7 +125,7 @@ def test_repeated_codes_named_like_an_id_are_categories() -> None:
 
 def test_explicit_id_and_drop() -> None:
     frame = pd.DataFrame({"who": list("abcdef"), "noise": [1, 2, 3, 4, 5, 7], "x": [1, 0] * 3})
-    schema = sn.infer_schema(
+    schema = infer_schema(
         frame.assign(churn=["yes", "no"] * 3), "churn", "yes", id_column="who", drop=("noise",)
     )
     assert "--id" in schema.dropped["who"] and "--drop" in schema.dropped["noise"]
@@ -125,8 +134,8 @@ def test_explicit_id_and_drop() -> None:
 
 def test_unknown_id_or_drop_column_is_an_error() -> None:
     frame = pd.DataFrame({"x": [1, 2], "churn": ["yes", "no"]})
-    with pytest.raises(sn.SnapshotDataError, match="--drop column 'nope' not found"):
-        sn.infer_schema(frame, "churn", "yes", drop=("nope",))
+    with pytest.raises(SnapshotDataError, match="--drop column 'nope' not found"):
+        infer_schema(frame, "churn", "yes", drop=("nope",))
 
 
 def test_constant_and_empty_columns_are_dropped_with_the_reason() -> None:
@@ -146,7 +155,7 @@ def test_missing_values_stay_missing() -> None:
     frame = pd.DataFrame(
         {"plan": ["basic", None, "pro", "NA", "basic", "pro"], "n": [1, None, 3, 4, 5, 6]}
     )
-    schema = sn.infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
+    schema = infer_schema(frame.assign(churn=["yes", "no"] * 3), "churn", "yes")
     out = schema.transform(frame)
     assert out["plan"].isna().tolist() == [False, True, False, True, False, False]
     assert np.isnan(out["n"].iloc[1])
@@ -154,7 +163,7 @@ def test_missing_values_stay_missing() -> None:
 
 def test_unsafe_and_reserved_names_are_renamed_and_mapped_back() -> None:
     frame = pd.DataFrame({"Tenure (months)": [1, 5, 9, 2, 4, 8], "churned": [3, 1, 2, 3, 1, 2]})
-    schema = sn.infer_schema(frame.assign(status=["yes", "no"] * 3), "status", "yes")
+    schema = infer_schema(frame.assign(status=["yes", "no"] * 3), "status", "yes")
     names = {p.column: p.feature for p in schema.plans}
     assert names == {"Tenure (months)": "Tenure_months", "churned": "churned_value"}
 
@@ -180,7 +189,7 @@ def test_high_cardinality_noise_does_not_hurt_the_model() -> None:
     settings = DataParams(inner_folds=3)
     aucs = []
     for x in (clean, noisy):
-        result = sn.evaluate_folds(x, y, settings, TrainParams(), LeakageParams(), cv=3)
+        result = evaluate_folds(x, y, settings, TrainParams(), LeakageParams(), cv=3)
         aucs.append(np.mean([f["metrics"]["roc_auc"] for f in result["folds"]]))
     assert aucs[1] > aucs[0] - 0.02, aucs
 
@@ -190,34 +199,32 @@ def test_high_cardinality_noise_does_not_hurt_the_model() -> None:
 
 def test_target_positive_value_is_text_in_any_case_and_blank_targets_are_counted() -> None:
     frame = pd.DataFrame({"Churn": ["Yes", "no", None, "YES", " ", "No"]})
-    y, info = sn.encode_target(frame, "Churn", "yes")
+    y, info = encode_target(frame, "Churn", "yes")
     np.testing.assert_array_equal(y, [1, 0, np.nan, 1, np.nan, 0])
     assert info["unusable_rows"] == {"target missing": 2} and info["labelled_rows"] == 4
 
 
 def test_numeric_target_matches_positive_given_as_text() -> None:
     frame = pd.DataFrame({"Exited": [1.0, 0.0, 1.0, np.nan]})
-    y, _ = sn.encode_target(frame, "Exited", "1")
+    y, _ = encode_target(frame, "Exited", "1")
     np.testing.assert_array_equal(y, [1, 0, 1, np.nan])
 
 
 def test_absent_positive_value_lists_the_values() -> None:
     frame = pd.DataFrame({"Churn": ["Yes", "No", "No"]})
-    with pytest.raises(
-        sn.SnapshotDataError, match=r"positive value 'churned' not found.*'No' \(2\)"
-    ):
-        sn.encode_target(frame, "Churn", "churned")
+    with pytest.raises(SnapshotDataError, match=r"positive value 'churned' not found.*'No' \(2\)"):
+        encode_target(frame, "Churn", "churned")
 
 
 def test_one_class_target_is_an_error() -> None:
     frame = pd.DataFrame({"Churn": ["Yes", "Yes", None]})
-    with pytest.raises(sn.SnapshotDataError, match="one class"):
-        sn.encode_target(frame, "Churn", "Yes")
+    with pytest.raises(SnapshotDataError, match="one class"):
+        encode_target(frame, "Churn", "Yes")
 
 
 def test_missing_target_column_is_an_error() -> None:
-    with pytest.raises(sn.SnapshotDataError, match="target column 'Churn' not found"):
-        sn.encode_target(pd.DataFrame({"x": [1]}), "Churn", "Yes")
+    with pytest.raises(SnapshotDataError, match="target column 'Churn' not found"):
+        encode_target(pd.DataFrame({"x": [1]}), "Churn", "Yes")
 
 
 # ------------------------------------------------------------------ model
@@ -242,7 +249,7 @@ def test_scorecard_reproduces_the_logistic_baseline(table) -> None:
     frame = x.drop(columns="account_status").assign(**{LABEL: y})
     spec = fit_feature_spec(frame, (), 25)
     model = fit_logreg(Split(frame, frame.iloc[:0], frame.iloc[:0], (), (), ()), spec)
-    card = sn.Scorecard.from_pipeline(model, spec, frame)
+    card = Scorecard.from_pipeline(model, spec, frame)
     contrib = card.contributions(frame, spec.features)
     np.testing.assert_allclose(contrib.sum(1), logit(predict_logreg(model, frame, spec)), atol=1e-4)
 
@@ -250,7 +257,7 @@ def test_scorecard_reproduces_the_logistic_baseline(table) -> None:
 def test_fit_excludes_the_leak_and_scores_probabilities(table) -> None:
     x, y = table
     settings = DataParams(inner_folds=3)
-    model = sn.fit_snapshot_model(x, y, settings, TrainParams(), LeakageParams())
+    model = fit_snapshot_model(x, y, settings, TrainParams(), LeakageParams())
     assert model.leakage["excluded"] == ["account_status"]
     assert "account_status" not in model.spec.features
     p = model.predict(x)
@@ -259,3 +266,21 @@ def test_fit_excludes_the_leak_and_scores_probabilities(table) -> None:
     assert contrib.shape == (len(x), len(model.spec.features) + 1)
     # contributions add up to the blend's log-odds (before calibration)
     np.testing.assert_allclose(contrib.sum(1), model.logit(x), atol=1e-6)
+
+
+# ------------------------------------------------------------------ reading the file
+
+
+def test_read_table_reads_csv_tsv_and_parquet_and_names_what_is_wrong(tmp_path) -> None:
+    frame = pd.DataFrame({"x": [1, 2], "churn": ["yes", "no"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    for name in ("t.csv", "t.tsv", "t.parquet"):
+        pd.testing.assert_frame_equal(read_table(tmp_path / name), frame)
+    (tmp_path / "t.xlsx").write_text("x", encoding="utf-8")
+    with pytest.raises(SnapshotDataError, match="unsupported file type '.xlsx'"):
+        read_table(tmp_path / "t.xlsx")
+    (tmp_path / "empty.csv").write_text("x,churn\n", encoding="utf-8")
+    with pytest.raises(SnapshotDataError, match="the table has no rows"):
+        read_table(tmp_path / "empty.csv")

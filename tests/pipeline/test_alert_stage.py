@@ -279,6 +279,21 @@ def test_an_invalid_rule_fails_with_exit_2_and_names_it(
     assert not (project / "alerts" / "alerts.parquet").exists()
 
 
+def test_a_bad_channel_fails_with_exit_2_before_any_alert(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules = yaml.safe_load((project / "alerts.yaml").read_text())
+    rules["teams"] = {"support": {"channels": [{"type": "email", "host": "localhost"}]}}
+    (project / "alerts.yaml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    for command in ("alert", "alert-backtest"):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert churn(command, "--params", project / "params.yaml") == 2
+        assert "alerts.yaml: teams.support.channels[0]: an email channel needs to:" in caplog.text
+    assert not (project / "alerts" / "alerts.parquet").exists()
+    assert not (project / "reports" / "alerts_backtest.json").exists()
+
+
 def test_backtest_stage_writes_the_documented_schema(project: Path) -> None:
     result = CliRunner().invoke(app, ["alert-backtest", "--params", str(project / "params.yaml")])
     assert result.exit_code == 0, result.output

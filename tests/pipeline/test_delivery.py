@@ -15,9 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from models.warning.rules import parse_rules
-from pipeline.delivery import deliver, load_ledger
+from features.base.errors import BadInputError
+from models.warning.rules import load_rules, parse_rules
+from pipeline.delivery import Channel, channels_of, deliver, load_ledger
 from pipeline.settings import DeliveryParams
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FAST = DeliveryParams(max_attempts=4, backoff_seconds=0.0, timeout_seconds=5.0, batch_size=2)
 
@@ -81,16 +84,97 @@ def webhook() -> Iterator[tuple[str, Receiver]]:
     server.server_close()
 
 
-def rules_with(channel: dict, team: str = "call_centre"):
-    return parse_rules(
+RULES = [{"name": "r", "source": "responses", "condition": "score <= 5", "level": "high"}]
+
+
+def channels(teams: object) -> dict[str, tuple[Channel, ...]]:
+    """The channels of a rules file whose `teams:` is `teams`."""
+    return channels_of(parse_rules({"teams": teams, "rules": RULES}, "alerts.yaml"))
+
+
+def channels_with(channel: dict, team: str = "call_centre") -> dict[str, tuple[Channel, ...]]:
+    return channels({team: {"channels": [{**channel, "enabled": True}]}})
+
+
+# ---------------------------------------------------------------- channel config
+
+
+def test_channels_are_parsed_per_team_disabled_by_default() -> None:
+    got = channels(
         {
-            "teams": {team: {"channels": [{**channel, "enabled": True}]}},
-            "rules": [
-                {"name": "r", "source": "responses", "condition": "score <= 5", "level": "high"}
-            ],
-        },
-        "alerts.yaml",
+            "call_centre": {
+                "channels": [
+                    {"type": "webhook", "url": "https://hooks.example.com/a", "headers": {"X": 1}}
+                ]
+            },
+            "account_manager": {
+                "channels": [
+                    {
+                        "type": "email",
+                        "enabled": True,
+                        "host": "smtp.example.com",
+                        "from": "alerts@example.com",
+                        "to": "am@example.com",
+                        "password_env": "SMTP_PASSWORD",
+                    }
+                ]
+            },
+            "sales": None,
+        }
     )
+    [hook], [mail] = got["call_centre"], got["account_manager"]
+    assert not hook.enabled and hook.headers == (("X", "1"),)
+    assert hook.channel_id == "webhook:https://hooks.example.com/a"
+    assert mail.enabled and (mail.port, mail.recipients) == (25, ("am@example.com",))
+    assert mail.channel_id == "email:smtp.example.com:25:am@example.com"
+    assert mail.password_env == "SMTP_PASSWORD" and got["sales"] == ()
+
+
+GOOD = {"type": "webhook", "url": "http://127.0.0.1:9/x"}
+MAIL = {"type": "email", "host": "localhost", "from": "a@example.com", "to": ["b@example.com"]}
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("webhook", "channels[1]: expected a channel mapping, found 'webhook'"),
+        ({"type": "sms"}, "channels[1]: type must be webhook or email, found 'sms'"),
+        ({**GOOD, "enabled": "yes"}, "channels[1]: enabled must be true/false, found 'yes'"),
+        ({"type": "webhook", "url": "ftp://x"}, "channels[1]: a webhook needs url: http(s)://"),
+        ({**GOOD, "secret": "s"}, "channels[1]: unknown key(s) ['secret']"),
+        ({**GOOD, "headers": ["X: 1"]}, "channels[1]: headers must be a mapping"),
+        ({**MAIL, "host": ""}, "channels[1]: an email channel needs host, found ''"),
+        ({**MAIL, "to": []}, "channels[1]: an email channel needs to: [addresses], found []"),
+        ({**MAIL, "from": "nobody"}, "channels[1]: an email channel needs from: an address"),
+        ({**MAIL, "port": 0}, "channels[1].port: expected a whole number >= 1, found 0"),
+    ],
+)
+def test_an_invalid_channel_is_bad_input_naming_file_team_and_entry(
+    entry: object, words: str
+) -> None:
+    with pytest.raises(BadInputError) as info:  # exit code 2
+        channels({"sales": {"channels": [GOOD, entry]}})
+    assert str(info.value).startswith("alerts.yaml: teams.sales.channels[1]")
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        (["webhook"], "teams.sales: expected a mapping with 'channels:'"),
+        ({"chanels": [GOOD]}, "teams.sales: unknown key(s) ['chanels']; allowed: ['channels']"),
+        ({"channels": GOOD}, "teams.sales: channels must be a list"),
+    ],
+)
+def test_an_invalid_team_entry_is_bad_input(settings: object, words: str) -> None:
+    with pytest.raises(BadInputError, match="^alerts.yaml: ") as info:
+        channels({"sales": settings})
+    assert words in str(info.value)
+
+
+def test_the_shipped_rules_file_enables_no_channel() -> None:
+    shipped = channels_of(load_rules(ROOT / "alerts.yaml"))
+    assert shipped and not any(c.enabled for chans in shipped.values() for c in chans)
 
 
 def stored_ids(receiver: Receiver) -> list[str]:
@@ -106,7 +190,11 @@ def test_webhook_retries_with_the_same_key_and_never_duplicates(
     waits: list[float] = []
     settings = DeliveryParams(max_attempts=4, backoff_seconds=0.5, batch_size=10)
     [report] = deliver(
-        alerts(), rules_with({"type": "webhook", "url": url}), ledger, settings, sleep=waits.append
+        alerts(),
+        channels_with({"type": "webhook", "url": url}),
+        ledger,
+        settings,
+        sleep=waits.append,
     )
     assert (report.delivered, report.pending, report.attempts) == (3, 0, 3)
     assert waits == [0.5, 1.0]  # exponential backoff between the attempts
@@ -122,13 +210,13 @@ def test_webhook_retries_with_the_same_key_and_never_duplicates(
 
 def test_a_second_run_does_not_send_again(webhook: tuple[str, Receiver], tmp_path: Path) -> None:
     url, receiver = webhook
-    rf = rules_with({"type": "webhook", "url": url})
+    chans = channels_with({"type": "webhook", "url": url})
     ledger = tmp_path / "ledger.json"
-    deliver(alerts(), rf, ledger, FAST, sleep=lambda s: None)
+    deliver(alerts(), chans, ledger, FAST, sleep=lambda s: None)
     assert len(receiver.requests) == 2  # batch_size 2: two batches
-    [again] = deliver(alerts(), rf, ledger, FAST, sleep=lambda s: None)
+    [again] = deliver(alerts(), chans, ledger, FAST, sleep=lambda s: None)
     assert len(receiver.requests) == 2 and again.delivered == 0 and again.pending == 0
-    [more] = deliver(alerts(4), rf, ledger, FAST, sleep=lambda s: None)  # one new alert
+    [more] = deliver(alerts(4), chans, ledger, FAST, sleep=lambda s: None)  # one new alert
     assert more.delivered == 1 and stored_ids(receiver) == ["a0", "a1", "a2", "a3"]
 
 
@@ -141,7 +229,11 @@ def test_a_channel_that_is_down_keeps_alerts_for_the_next_run(
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
     ledger = tmp_path / "ledger.json"
     [down] = deliver(
-        alerts(), rules_with({"type": "webhook", "url": dead}), ledger, FAST, sleep=lambda s: None
+        alerts(),
+        channels_with({"type": "webhook", "url": dead}),
+        ledger,
+        FAST,
+        sleep=lambda s: None,
     )
     assert (down.delivered, down.pending, down.attempts) == (0, 3, 4)
     assert "unreachable" in (down.error or "")
@@ -149,8 +241,8 @@ def test_a_channel_that_is_down_keeps_alerts_for_the_next_run(
     assert sorted(entries) == ["a0", "a1", "a2"]
     # Next run: the channel is back (same team, now reachable) and the alerts have left the
     # alerts file's window: they are delivered from the ledger.
-    rf = rules_with({"type": "webhook", "url": url})
-    [up] = deliver(alerts(0), rf, ledger, FAST, sleep=lambda s: None)
+    chans = channels_with({"type": "webhook", "url": url})
+    [up] = deliver(alerts(0), chans, ledger, FAST, sleep=lambda s: None)
     assert up.delivered == 3 and stored_ids(receiver) == ["a0", "a1", "a2"]
 
 
@@ -159,7 +251,7 @@ def test_a_client_error_is_not_retried(webhook: tuple[str, Receiver], tmp_path: 
     receiver.fail_first, receiver.status = 99, 401
     [report] = deliver(
         alerts(1),
-        rules_with({"type": "webhook", "url": url}),
+        channels_with({"type": "webhook", "url": url}),
         tmp_path / "ledger.json",
         FAST,
         sleep=lambda s: None,
@@ -168,21 +260,14 @@ def test_a_client_error_is_not_retried(webhook: tuple[str, Receiver], tmp_path: 
 
 
 def test_no_enabled_channel_sends_nothing_and_records_nothing(tmp_path: Path) -> None:
-    rf = parse_rules(
+    chans = channels(
         {
-            "teams": {
-                "sales": {
-                    "channels": [
-                        {"type": "webhook", "url": "http://127.0.0.1:9/x", "enabled": False}
-                    ]
-                }
-            },
-            "rules": [
-                {"name": "r", "source": "responses", "condition": "score <= 5", "level": "high"}
-            ],
+            "sales": {
+                "channels": [{"type": "webhook", "url": "http://127.0.0.1:9/x", "enabled": False}]
+            }
         }
     )
-    assert deliver(alerts(), rf, tmp_path / "ledger.json", FAST) == []
+    assert deliver(alerts(), chans, tmp_path / "ledger.json", FAST) == []
     assert not (tmp_path / "ledger.json").exists()
 
 
@@ -255,10 +340,10 @@ def test_email_is_sent_once_over_smtp(smtp: SMTPServer, tmp_path: Path) -> None:
         "from": "alerts@example.com",
         "to": ["am@example.com", "lead@example.com"],
     }
-    rf = rules_with(channel, team="account_manager")
+    chans = channels_with(channel, team="account_manager")
     ledger = tmp_path / "ledger.json"
     settings = DeliveryParams(max_attempts=2, backoff_seconds=0.0, batch_size=100)
-    [report] = deliver(alerts(team="account_manager"), rf, ledger, settings)
+    [report] = deliver(alerts(team="account_manager"), chans, ledger, settings)
     assert report.delivered == 3 and len(smtp.messages) == 1
     sender, rcpts, raw = smtp.messages[0]
     assert sender == "<alerts@example.com>"
@@ -270,7 +355,7 @@ def test_email_is_sent_once_over_smtp(smtp: SMTPServer, tmp_path: Path) -> None:
     assert "customer c1" in body and "after_sales_csat_low" in body
     attached = next(message.iter_attachments())
     assert [a["alert_id"] for a in json.loads(attached.get_content())] == ["a0", "a1", "a2"]
-    deliver(alerts(team="account_manager"), rf, ledger, settings)
+    deliver(alerts(team="account_manager"), chans, ledger, settings)
     assert len(smtp.messages) == 1  # already delivered
 
 
@@ -282,14 +367,14 @@ def test_email_refused_then_accepted(smtp: SMTPServer, tmp_path: Path) -> None:
         "from": "alerts@example.com",
         "to": "support@example.com",
     }
-    rf = rules_with(channel, team="support")
+    chans = channels_with(channel, team="support")
     ledger = tmp_path / "ledger.json"
     smtp.refuse = True
     settings = DeliveryParams(max_attempts=2, backoff_seconds=0.0, batch_size=100)
-    [down] = deliver(alerts(team="support"), rf, ledger, settings)
+    [down] = deliver(alerts(team="support"), chans, ledger, settings)
     assert down.pending == 3 and down.attempts == 2 and "421" in (down.error or "")
     smtp.refuse = False
-    [up] = deliver(alerts(0), rf, ledger, settings)
+    [up] = deliver(alerts(0), chans, ledger, settings)
     assert up.delivered == 3 and len(smtp.messages) == 1
 
 
@@ -297,13 +382,13 @@ def test_the_ledger_forgets_only_old_alerts_that_left_the_file(
     webhook: tuple[str, Receiver], tmp_path: Path
 ) -> None:
     url, receiver = webhook
-    rf = rules_with({"type": "webhook", "url": url})
+    chans = channels_with({"type": "webhook", "url": url})
     ledger = tmp_path / "ledger.json"
     sent = pd.Timestamp("2024-01-01", tz="UTC")
-    deliver(alerts(), rf, ledger, FAST, sleep=lambda s: None, now=sent)
+    deliver(alerts(), chans, ledger, FAST, sleep=lambda s: None, now=sent)
     later = sent + pd.Timedelta(days=FAST.retention_days + 1)
     # a0 is still in the current alerts file: kept (forgetting it would send it again)
-    deliver(alerts(1), rf, ledger, FAST, sleep=lambda s: None, now=later)
+    deliver(alerts(1), chans, ledger, FAST, sleep=lambda s: None, now=later)
     assert sorted(load_ledger(ledger)["alerts"]) == ["a0"]
-    deliver(alerts(1), rf, ledger, FAST, sleep=lambda s: None, now=later)
+    deliver(alerts(1), chans, ledger, FAST, sleep=lambda s: None, now=later)
     assert len(receiver.requests) == 2  # the first run's two batches only

@@ -12,13 +12,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import simulate as sim
 from pipeline.settings import SimulateParams
+from pipeline.simulator import tables
+from pipeline.simulator.calendar import build_calendar, horizon_probability
+from pipeline.simulator.texts import COMMENT_TEXTS, TICKET_TEXTS, WARNING_WORDS
+from pipeline.simulator.world import (
+    CHURN_TYPES,
+    DRIVERS,
+    EVENT_TYPES,
+    LANGUAGES,
+    LIFE_EVENT_PROBABILITY,
+    LOW_ENGAGEMENT_LOGIN_DAYS,
+    NOISE_COLUMNS,
+    TOUCHPOINTS,
+)
 
 from helpers import churn
 
 HORIZON = 30
-TABLE_FILES = [f"{name}.parquet" for name in sim.TABLES] + ["simulation.json"]
+TABLE_FILES = [f"{name}.parquet" for name in tables.TABLES] + ["simulation.json"]
 
 
 def _params_file(tmp: Path, **simulate: object) -> Path:
@@ -42,7 +54,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def con(raw: Path) -> duckdb.DuckDBPyConnection:
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
-    for name in sim.TABLES:
+    for name in tables.TABLES:
         c.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{raw / name}.parquet')")
     # one row per customer-month at risk, with the raw-data churn outcome
     c.execute(
@@ -68,7 +80,7 @@ def meta(raw: Path) -> dict:
 
 def _run(tmp: Path, name: str, seed: int) -> Path:
     params = SimulateParams(seed=seed, customers=300, chunk_size=128)
-    sim.simulate(params, HORIZON, tmp / name)
+    tables.simulate(params, HORIZON, tmp / name)
     return tmp / name
 
 
@@ -87,7 +99,7 @@ def test_crash_leaves_previous_output_untouched(tmp_path: Path, monkeypatch) -> 
     out.mkdir()
     (out / "old.txt").write_text("previous run", encoding="utf-8")
     calls = {"n": 0}
-    real = sim.simulate_chunk
+    real = tables.simulate_chunk
 
     def failing_chunk(*args, **kwargs):
         calls["n"] += 1
@@ -95,25 +107,25 @@ def test_crash_leaves_previous_output_untouched(tmp_path: Path, monkeypatch) -> 
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sim, "simulate_chunk", failing_chunk)
+    monkeypatch.setattr(tables, "simulate_chunk", failing_chunk)
     with pytest.raises(RuntimeError, match="disk full"):
-        sim.simulate(SimulateParams(customers=200, chunk_size=100), HORIZON, out)
+        tables.simulate(SimulateParams(customers=200, chunk_size=100), HORIZON, out)
     assert [p.name for p in out.iterdir()] == ["old.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no staging left behind
 
 
 def test_bad_params_are_named() -> None:
     with pytest.raises(ValueError, match="start_date 2025-01-01 must be before"):
-        sim.build_calendar("2025-01-01", "2024-12-31")
+        build_calendar("2025-01-01", "2024-12-31")
     with pytest.raises(ValueError, match="first day of a month, found 2024-01-15"):
-        sim.build_calendar("2024-01-15", "2024-12-31")
+        build_calendar("2024-01-15", "2024-12-31")
     with pytest.raises(ValueError, match="customers"):
-        sim.simulate(SimulateParams(customers=0), HORIZON, "unused")
+        tables.simulate(SimulateParams(customers=0), HORIZON, "unused")
 
 
 # ----------------------------------------------------------------------------- contract
 def test_tables_follow_the_input_contract(raw: Path) -> None:
-    for name, schema in sim.SCHEMAS.items():
+    for name, schema in tables.SCHEMAS.items():
         table = pq.read_table(raw / f"{name}.parquet")
         assert table.schema.equals(schema), name
         assert table.schema.field("customer_id").type == pa.string()
@@ -146,9 +158,9 @@ def test_values_are_in_range(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchone()
     assert bad == (0,) * 9
     kinds = con.execute("SELECT DISTINCT event_type FROM events").fetchall()
-    assert {k for (k,) in kinds} == set(sim.EVENT_TYPES)
+    assert {k for (k,) in kinds} == set(EVENT_TYPES)
     touchpoints = con.execute("SELECT DISTINCT touchpoint FROM responses").fetchall()
-    assert {t for (t,) in touchpoints} == set(sim.TOUCHPOINTS)
+    assert {t for (t,) in touchpoints} == set(TOUCHPOINTS)
     # one login per customer per day at most
     dup = con.execute(
         "SELECT count(*) FROM (SELECT customer_id, ts::DATE d FROM events "
@@ -183,19 +195,19 @@ def test_nothing_happens_before_signup_or_after_churn(con: duckdb.DuckDBPyConnec
 
 
 def test_texts_are_in_the_customers_language_and_warnings_are_detectable() -> None:
-    words = [w for ws in sim.WARNING_WORDS.values() for w in ws]
-    for lang in sim.LANGUAGES:
-        for group, (warning, neutral) in sim.TICKET_TEXTS[lang].items():
+    words = [w for ws in WARNING_WORDS.values() for w in ws]
+    for lang in LANGUAGES:
+        for group, (warning, neutral) in TICKET_TEXTS[lang].items():
             for text in warning:
-                assert any(w in text.lower() for w in sim.WARNING_WORDS[lang]), (lang, text)
+                assert any(w in text.lower() for w in WARNING_WORDS[lang]), (lang, text)
             for text in neutral:
                 assert not any(w in text.lower() for w in words), (lang, group, text)
-        warning, neutral, positive = sim.COMMENT_TEXTS[lang]
-        assert all(any(w in t.lower() for w in sim.WARNING_WORDS[lang]) for t in warning)
+        warning, neutral, positive = COMMENT_TEXTS[lang]
+        assert all(any(w in t.lower() for w in WARNING_WORDS[lang]) for t in warning)
         assert not any(w in t.lower() for t in neutral + positive for w in words)
     scripts = {"zh": r"[\u4e00-\u9fff]", "ko": r"[\uac00-\ud7af]", "ru": r"[\u0400-\u04ff]"}
     for lang, pattern in scripts.items():
-        texts = [t for g in sim.TICKET_TEXTS[lang].values() for ts in g for t in ts]
+        texts = [t for g in TICKET_TEXTS[lang].values() for ts in g for t in ts]
         assert all(re.search(pattern, t) for t in texts), lang
 
 
@@ -209,11 +221,11 @@ def test_comments_follow_language_and_warnings_follow_low_scores(
         """
     ).fetchall()
     assert len(rows) > 500
-    by_lang = {lang: {t for ts in sim.COMMENT_TEXTS[lang] for t in ts} for lang in sim.LANGUAGES}
+    by_lang = {lang: {t for ts in COMMENT_TEXTS[lang] for t in ts} for lang in LANGUAGES}
     assert all(text in by_lang[lang] for lang, text, _, _ in rows)
 
     def warns(lang: str, text: str) -> bool:
-        return any(w in text.lower() for w in sim.WARNING_WORDS[lang])
+        return any(w in text.lower() for w in WARNING_WORDS[lang])
 
     low = [warns(lang, t) for lang, t, s, m in rows if m == "csat" and s <= 5]
     high = [warns(lang, t) for lang, t, s, m in rows if m == "csat" and s >= 8]
@@ -317,7 +329,7 @@ def test_every_hazard_input_is_observable_before_the_month_start(
         """
     ).fetchnumpy()
     tenure_days = rows["tenure"]
-    threshold = sim.LOW_ENGAGEMENT_LOGIN_DAYS
+    threshold = LOW_ENGAGEMENT_LOGIN_DAYS
     low = np.clip((threshold - rows["logins"]) / threshold, 0, 1) * (tenure_days >= 30)
     np.testing.assert_allclose(low * coef["low_engagement"], _contrib(con, "low_engagement"))
     np.testing.assert_array_equal(
@@ -414,7 +426,7 @@ def test_truth_is_internally_consistent(con: duckdb.DuckDBPyConnection, meta: di
                        - (contrib_baseline + {contrib}))),
                max(abs(prob_dissatisfaction + prob_economic + prob_situational
                        - true_probability)),
-               max(abs(probability_this_month - (1 - (1 - {sim.LIFE_EVENT_PROBABILITY})
+               max(abs(probability_this_month - (1 - (1 - {LIFE_EVENT_PROBABILITY})
                    * exp(-(hazard_dissatisfaction + hazard_economic + hazard_situational))))),
                min(true_probability), max(true_probability),
                count(*) FILTER (WHERE true_churn_type IS NOT NULL) - count(*) FILTER (
@@ -461,25 +473,25 @@ def test_true_probability_is_calibrated_and_ranks_churners(
 
 
 def test_horizon_probability_is_exact_within_the_month_and_frozen_beyond() -> None:
-    cal = sim.build_calendar("2024-01-01", "2024-12-31")
+    cal = build_calendar("2024-01-01", "2024-12-31")
     p = np.array([0.0, 0.1, 1.0])
     k_feb = cal.first_scored + 1  # February 2024: 29 days
-    np.testing.assert_allclose(sim.horizon_probability(p, k_feb, cal, 29), p)
-    np.testing.assert_allclose(sim.horizon_probability(p, k_feb, cal, 10), p * 10 / 29)
+    np.testing.assert_allclose(horizon_probability(p, k_feb, cal, 29), p)
+    np.testing.assert_allclose(horizon_probability(p, k_feb, cal, 10), p * 10 / 29)
     # 30 days from Feb 1: all of February, then 1 of March's 31 days at the same p
-    np.testing.assert_allclose(sim.horizon_probability(p, k_feb, cal, 30), p + (1 - p) * p / 31)
+    np.testing.assert_allclose(horizon_probability(p, k_feb, cal, 30), p + (1 - p) * p / 31)
 
 
 def test_simulation_json_describes_the_drivers(meta: dict) -> None:
     assert meta["rows"]["customers"] == 1500
     assert meta["horizon_days"] == HORIZON
     names = [d["name"] for d in meta["drivers"]]
-    assert names == [d.name for d in sim.DRIVERS]
+    assert names == [d.name for d in DRIVERS]
     for d in meta["drivers"]:
-        assert d["churn_type"] in sim.CHURN_TYPES and d["observable"] and d["coefficient"] > 0
+        assert d["churn_type"] in CHURN_TYPES and d["observable"] and d["coefficient"] > 0
     assert set(meta["strongest_drivers"]) == {
         "price_increase_sensitive",
         "after_sales_csat_low",
         "payment_failure",
     }
-    assert set(meta["noise_columns"]) == set(sim.NOISE_COLUMNS)
+    assert set(meta["noise_columns"]) == set(NOISE_COLUMNS)
