@@ -361,12 +361,7 @@ def _open(con: duckdb.DuckDBPyConnection, name: str, src: TableSource) -> Source
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(view)} AS {body}")
     except duckdb.Error as exc:
-        raise IngestError(
-            f"table {name!r}, {_where(where)}: cannot be read ({_first_line(exc)}). Fix: {fix}.",
-            table=name,
-            file=where,
-            example=_first_line(exc),
-        ) from exc
+        raise _unreadable(name, where, fix, exc) from exc
     types = _describe_sql(con, f"SELECT * FROM {quote(view)}", name, where, fix)
     return Source(table=name, where=where, view=view, types=types)
 
@@ -377,13 +372,18 @@ def _describe_sql(
     try:
         rows = con.execute(f"DESCRIBE {body}").fetchall()
     except duckdb.Error as exc:
-        raise IngestError(
-            f"table {name!r}, {_where(where)}: cannot be read ({_first_line(exc)}). Fix: {fix}.",
-            table=name,
-            file=where,
-            example=_first_line(exc),
-        ) from exc
+        raise _unreadable(name, where, fix, exc) from exc
     return {r[0]: r[1] for r in rows}
+
+
+def _unreadable(name: str, where: str, fix: str, exc: duckdb.Error) -> IngestError:
+    """The error for a source DuckDB cannot read: table, file or query, DuckDB's reason, fix."""
+    return IngestError(
+        f"table {name!r}, {_where(where)}: cannot be read ({_first_line(exc)}). Fix: {fix}.",
+        table=name,
+        file=where,
+        example=_first_line(exc),
+    )
 
 
 def _parse_exprs(

@@ -3,6 +3,11 @@ path)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -17,3 +22,18 @@ def churn(*args: object) -> int:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code
+
+
+@contextlib.contextmanager
+def inside(directory: Path) -> Iterator[Path]:
+    """Run the block in `directory` (as `churn` runs in a project), with MLflow's tracking URI
+    from that project's params (MLFLOW_TRACKING_URI unset); both restored afterwards."""
+    old = Path.cwd()
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.chdir(directory)
+    try:
+        yield directory
+    finally:
+        os.chdir(old)
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved

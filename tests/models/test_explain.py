@@ -24,7 +24,7 @@ from models.settings import ExplainParams
 from models.training.split import TrainingDataError
 from pipeline.cli import app
 
-from helpers import churn
+from helpers import churn, inside
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import make_model_table  # noqa: E402
@@ -108,18 +108,9 @@ ALERTS = {
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained tiny project; each test chdirs into it (module scope: train once)."""
-    import os
-
     root = tmp_path_factory.mktemp("explain_project")
-    old = os.getcwd()
-    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.chdir(root)
-    try:
+    with inside(root):
         build_project(root, alerts=ALERTS)
-    finally:
-        os.chdir(old)
-        if saved is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
     return root
 
 

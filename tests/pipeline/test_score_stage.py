@@ -23,7 +23,7 @@ import yaml
 from models.explain.treeshap import contributions
 from models.model import load_model
 
-from helpers import churn
+from helpers import churn, inside
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -47,16 +47,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["evaluate"]["bootstrap"] = 10
     params["score"]["chunk_rows"] = 200  # several chunks even on a small business
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    old = Path.cwd()
-    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    os.chdir(root)
-    try:
+    with inside(root):
         for stage in ("simulate", "ingest", "label", "featurize", "train", "evaluate"):
             assert churn(stage) == 0, stage
-    finally:
-        os.chdir(old)
-        if saved is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
     return root
 
 
