@@ -114,7 +114,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
         )
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements() -> list[str]:
     from importlib.metadata import version
 
     names = ["mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "pyarrow"]
@@ -159,7 +159,7 @@ def save_pyfunc(
         "artifacts": {k: str(v) for k, v in artifacts.items()},
         "signature": signature,
         "input_example": train_inputs.head(5),
-        "pip_requirements": _pip_requirements(),
+        "pip_requirements": pip_requirements(),
     }
     mlflow.pyfunc.save_model(path=str(model_dir), **kwargs)
     return kwargs

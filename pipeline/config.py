@@ -113,6 +113,9 @@ MOVED_KEYS: dict[str, str] = {
 }
 
 
+_MISSING = object()
+
+
 def _check_moved(data: dict[str, Any], where: str) -> None:
     """Raise ParamsError naming every moved key found and its new home."""
     found = []
@@ -127,9 +130,6 @@ def _check_moved(data: dict[str, Any], where: str) -> None:
             f"{where}: {'; '.join(found)}. Move the value(s) to the new key(s) "
             "(every path lives in `paths`, each setting in one section)."
         )
-
-
-_MISSING = object()
 
 
 def params_from_dict(data: dict[str, Any], where: str = "params") -> Params:

@@ -23,12 +23,12 @@ from features.base.errors import require_inputs
 from features.base.io import write_json, write_text
 from models import tracking
 from models.evaluation.curves import curves
-from models.evaluation.metrics import PREDICTIONS, headline, test_metrics
+from models.evaluation.metrics import PREDICTIONS, headline, metrics_at_test_cutoff
 from models.evaluation.profit import profit_report
 from models.evaluation.truth import truth_check
 from models.model import load_model
 from models.settings import ValueParams
-from models.training.split import LABEL, test_rows
+from models.training.split import LABEL, rows_of_predictions
 from pipeline.config import Params
 from pipeline.reporting.figures import summary_figure
 
@@ -127,9 +127,9 @@ def run(params: Params) -> dict[str, Any]:
     predictions = pd.read_parquet(paths.test_predictions)
     summary = json.loads(Path(paths.train_report).read_text(encoding="utf-8"))
     model = load_model(paths.model)
-    rows = test_rows(paths.features, predictions)
+    rows = rows_of_predictions(paths.features, predictions)
 
-    metrics, segments = test_metrics(predictions, rows, params.evaluate)
+    metrics, segments = metrics_at_test_cutoff(predictions, rows, params.evaluate)
     plots_dir = Path(paths.plots)
     per_model = write_plots(predictions, plots_dir, params.evaluate.ece_bins)
     t = params.evaluate.truth

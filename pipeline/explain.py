@@ -24,7 +24,7 @@ from models import tracking
 from models.explain import drivers as ex
 from models.model import load_model
 from models.settings import MlflowParams
-from models.training.split import LABEL, TrainingDataError, test_rows
+from models.training.split import LABEL, TrainingDataError, rows_of_predictions
 from models.value import with_value_tier
 from pipeline.config import Params
 from pipeline.reporting import html as report
@@ -126,7 +126,9 @@ def build(params: Params) -> dict[str, Any]:
     e = params.explain
     predictions, summary, catalog, model = _inputs(params)
     sample = ex.stratified_sample(predictions, LABEL, e.sample_size, e.seed)
-    rows = test_rows(params.paths.features, sample).assign(**{LABEL: sample[LABEL].to_numpy()})
+    rows = rows_of_predictions(params.paths.features, sample).assign(
+        **{LABEL: sample[LABEL].to_numpy()}
+    )
     if "p_model" in sample.columns:
         rows = with_value_tier(rows, sample["p_model"].to_numpy(dtype=float), params.value)
     started = time.perf_counter()

@@ -109,14 +109,13 @@ def score_chunks(
         part = work / f"scores-{i:05d}.parquet"
         pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), part)
         parts.append(part)
-        fee = fee_column
         population.append(
             pd.DataFrame(
                 {
                     "customer_id": scored["customer_id"].to_numpy(),
                     "churn_probability": scored["churn_probability"].to_numpy(),
-                    "monthly_fee": pd.to_numeric(frame[fee], errors="coerce").to_numpy()
-                    if fee in frame.columns
+                    "monthly_fee": pd.to_numeric(frame[fee_column], errors="coerce").to_numpy()
+                    if fee_column in frame.columns
                     else np.nan,
                 }
             )

@@ -63,10 +63,6 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ParamsError(f"{where}: expected a mapping, found {value!r}")
         return from_dict(tp, value, where)
-    if origin is typing.Literal:
-        if value not in args:
-            raise ParamsError(f"{where}: expected one of {list(args)}, found {value!r}")
-        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -128,7 +128,7 @@ PREDICTIONS: dict[str, str] = {"model": "p_model", "logreg": "p_logreg", "rule":
 HEADLINE: tuple[str, ...] = ("roc_auc", "pr_auc", "ece", "lift_at_10")
 
 
-def test_metrics(
+def metrics_at_test_cutoff(
     predictions: pd.DataFrame, rows: pd.DataFrame, p: EvaluateParams, label: str = "churned"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Our test metrics with bootstrap intervals, per-segment AUC and the baselines' figures

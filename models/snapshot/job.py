@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from models.explain import drivers as ex
-from models.settings import DataParams, LeakageParams, TrainParams
+from models.settings import DataParams, ExplainParams, LeakageParams, TrainParams
 from models.snapshot.cv import evaluate_folds
 from models.snapshot.model import SnapshotModel, fit_snapshot_model
 from models.snapshot.schema import (
@@ -178,23 +178,25 @@ def driver_analysis(
     )
     catalog = driver_catalog(schema)
     importance = ex.global_importance(result, catalog)
+    # Segments: the strongest categorical drivers with a few levels. No touchpoints: a snapshot
+    # table has no survey history. Everything else as the temporal driver report's defaults.
     segment_columns = [
         f
         for f in importance["feature"]
         if f in model.spec.categorical and 2 <= len(model.spec.categorical[f]) <= SEGMENT_MAX_LEVELS
     ][:3]
-    segments, notes = ex.segment_drivers(
-        result, x.assign(**{LABEL: sample[LABEL].to_numpy()}), segment_columns, catalog, LABEL
-    )
+    defaults = ExplainParams(segments=tuple(segment_columns))
+    rows = x.assign(**{LABEL: sample[LABEL].to_numpy()})
+    tables, notes = ex.driver_tables(result, rows, catalog, defaults, (), 0.0, LABEL)
     return Drivers(
         sample=sample,
         result=result,
-        importance=importance,
-        groups=ex.group_importance(importance),
-        churn_types=ex.churn_type_importance(importance),
-        segments=segments,
+        importance=tables["importance.csv"],
+        groups=tables["groups.csv"],
+        churn_types=tables["churn_types.csv"],
+        segments=tables["segments.csv"],
         segment_notes=notes,
-        touchpoints=ex.touchpoint_analysis(importance, sample, ()),
+        touchpoints=tables["touchpoints.csv"],
     )
 
 

@@ -393,6 +393,6 @@ def save_pyfunc(
                 "meta": str(parts["meta"]),
                 "schema": str(schema_path),
             },
-            pip_requirements=tracking._pip_requirements(),
+            pip_requirements=tracking.pip_requirements(),
             signature=_signature(frame, schema.target, probabilities),
         )

@@ -128,7 +128,7 @@ def check_trainable(split: Split, min_positives: int, source: str = "model table
         )
 
 
-def test_rows(features_path: Path | str, predictions: pd.DataFrame) -> pd.DataFrame:
+def rows_of_predictions(features_path: Path | str, predictions: pd.DataFrame) -> pd.DataFrame:
     """The model-table rows of the test predictions, in their order (segments, SHAP inputs)."""
     cutoffs = sorted(pd.to_datetime(predictions["cutoff"], utc=True).unique())
     table = pd.read_parquet(features_path, filters=[("cutoff", "in", list(cutoffs))])
