@@ -71,7 +71,11 @@ class TrainParams(Section):
     cat_l2: float = 10.0
     min_level_count: int = 50  # categorical levels rarer than this in TRAIN become "__other__"
     scale_pos_weight: float = 1.0  # != 1 distorts raw scores; calibration repairs them
-    min_positives: int = 30
+    min_positives: int = 30  # churners needed in the training cutoffs
+    min_negatives: int = 30  # non-churners needed in the training cutoffs
+    # churners and non-churners each needed in the validation and in the test cutoffs (the
+    # validation cutoffs also need calibration.folds of each: the calibrator is cross-fitted)
+    min_eval_rows_per_class: int = 5
     exclude_features: tuple[str, ...] = ()
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     tuning: TuningParams = field(default_factory=TuningParams)

@@ -38,6 +38,12 @@ class Fitted:
     predictions: dict[str, pd.DataFrame]  # "valid", "test": p_model, p_model_raw, p_logreg, p_rule
 
 
+def calibration_folds_needed(train: TrainParams) -> int:
+    """Rows of each class the validation cutoffs need for the cross-fitted calibrator (0: none)."""
+    fitted_methods = [m for m in train.calibration.methods if m != "none"]
+    return train.calibration.folds if fitted_methods else 0
+
+
 def fit_all(
     table: pd.DataFrame,
     split_params: SplitParams,
@@ -48,7 +54,14 @@ def fit_all(
     """Split out of time, screen for leaks, train the model and both baselines; predict."""
     sp = split_params
     split = split_by_cutoff(table, sp.valid_cutoffs, sp.test_cutoffs, sp.min_train_cutoffs, source)
-    check_trainable(split, train.min_positives, source)
+    check_trainable(
+        split,
+        train.min_positives,
+        source,
+        min_negatives=train.min_negatives,
+        min_eval_rows_per_class=train.min_eval_rows_per_class,
+        calibration_folds=calibration_folds_needed(train),
+    )
     skip = {*NON_FEATURE_COLUMNS, *train.exclude_features}
     guard = screen_model_table(split.train, LABEL, skip, leakage)
     train = replace(train, exclude_features=(*train.exclude_features, *guard.excluded))

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.base.errors import BadInputError
@@ -106,25 +107,76 @@ def split_by_cutoff(
     return split
 
 
-def check_trainable(split: Split, min_positives: int, source: str = "model table") -> None:
-    """Raise TrainingDataError when a part has one class or train has too few positives."""
-    for name in ("train", "valid", "test"):
+def class_shortfall(
+    part: str, y: pd.Series | np.ndarray, min_churners: int, min_non_churners: int, params: str
+) -> str | None:
+    """What `part` lacks in churners or non-churners, in words (None when it has enough).
+
+    `params` names the settings that set the two minimums, so the message says what to change.
+    """
+    labels = np.asarray(y, dtype=int)
+    churners = int(labels.sum())
+    non_churners = int(len(labels) - churners)
+    if churners >= min_churners and non_churners >= min_non_churners:
+        return None
+    single = ", a single class" if churners == 0 or non_churners == 0 else ""
+    return (
+        f"{part}: {churners} churners and {non_churners} non-churners in {len(labels)} rows"
+        f"{single}; needs at least {min_churners} churners and {min_non_churners} non-churners "
+        f"({params})"
+    )
+
+
+def check_trainable(
+    split: Split,
+    min_positives: int,
+    source: str = "model table",
+    min_negatives: int | None = None,
+    min_eval_rows_per_class: int = 1,
+    calibration_folds: int = 0,
+) -> None:
+    """Raise TrainingDataError when any part has too few churners or non-churners.
+
+    train: at least `min_positives` churners and `min_negatives` non-churners (default: the same
+    number); valid: `min_eval_rows_per_class` of each, and `calibration_folds` of each (the
+    calibrator is cross-fitted on the validation rows: every fold needs both classes); test:
+    `min_eval_rows_per_class` of each (ROC AUC and the bootstrap need both classes). Every
+    shortfall is listed in one message, with the counts and the params that set the minimum.
+    """
+    min_negatives = min_positives if min_negatives is None else min_negatives
+    valid_need = max(min_eval_rows_per_class, calibration_folds, 1)
+    test_need = max(min_eval_rows_per_class, 1)
+    needs = {
+        "train": (min_positives, min_negatives, "train.min_positives / train.min_negatives"),
+        "valid": (
+            valid_need,
+            valid_need,
+            "train.min_eval_rows_per_class / train.calibration.folds",
+        ),
+        "test": (test_need, test_need, "train.min_eval_rows_per_class"),
+    }
+    problems = []
+    for name, (need_pos, need_neg, params) in needs.items():
         frame: pd.DataFrame = getattr(split, name)
-        classes = sorted(frame[LABEL].unique().tolist())
-        if len(classes) < 2:
-            cutoffs = [c.date().isoformat() for c in getattr(split, f"{name}_cutoffs")]
-            raise TrainingDataError(
-                f"{source}: column `churned` has a single class {classes} in the {name} part "
-                f"(cutoffs {cutoffs}, {len(frame)} rows); a classifier needs both churners and "
-                "non-churners. Check the label stage (label.horizon_days, churn_events) or move "
-                "the split (split.valid_cutoffs / split.test_cutoffs)."
-            )
-    positives = int(split.train[LABEL].sum())
-    if positives < min_positives:
+        cutoffs = [c.date().isoformat() for c in getattr(split, f"{name}_cutoffs")]
+        problem = class_shortfall(
+            f"{name} part (cutoffs {cutoffs})", frame[LABEL], need_pos, need_neg, params
+        )
+        if problem:
+            problems.append(problem)
+    if problems:
+        single = (
+            "column `churned` has a single class in a part; "
+            if any("single class" in p for p in problems)
+            else ""
+        )
         raise TrainingDataError(
-            f"{source}: only {positives} positive(s) in `churned` over the training cutoffs "
-            f"(train.min_positives = {min_positives}). Add customers or cutoffs, or lower "
-            "train.min_positives in params.yaml if you accept a noisy model."
+            f"{source}: {single}too few churners or non-churners to train, calibrate and test: "
+            + "; ".join(problems)
+            + ". A classifier needs both classes in every part. Check the label stage "
+            "(label.horizon_days, churn_events), move the split (split.valid_cutoffs / "
+            "split.test_cutoffs), add customers or cutoffs, or lower the params named above "
+            "in params.yaml if you accept a noisy model."
         )
 
 

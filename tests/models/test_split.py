@@ -55,3 +55,22 @@ def test_too_few_positives(model_table: pd.DataFrame) -> None:
 def test_missing_label_column_is_named(model_table: pd.DataFrame) -> None:
     with pytest.raises(TrainingDataError, match="churned"):
         split_by_cutoff(model_table.drop(columns="churned"))
+
+
+def test_too_few_non_churners_names_the_part_counts_and_param(model_table: pd.DataFrame) -> None:
+    split = split_by_cutoff(model_table.assign(churned=True))
+    with pytest.raises(TrainingDataError) as exc:
+        check_trainable(split, min_positives=10, min_negatives=30)
+    message = str(exc.value)
+    for part in ("train part", "valid part", "test part"):
+        assert part in message  # every part's shortfall in one message
+    assert "0 non-churners" in message and "train.min_negatives" in message
+
+
+def test_validation_needs_each_class_for_every_calibration_fold(model_table: pd.DataFrame) -> None:
+    split = split_by_cutoff(model_table)
+    churners = int(split.valid["churned"].sum())
+    check_trainable(split, min_positives=10, calibration_folds=churners)
+    with pytest.raises(TrainingDataError, match="train.calibration.folds") as exc:
+        check_trainable(split, min_positives=10, calibration_folds=churners + 1)
+    assert f"{churners} churners" in str(exc.value) and "valid part" in str(exc.value)
