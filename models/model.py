@@ -1,6 +1,11 @@
 """The trained churn model: which columns it reads (FeatureSpec, fixed on the training rows),
 the booster and calibrator (ChurnModel), and how to load one from a model directory or the
-MLflow registry (`load_model`, `load_model_uri`)."""
+MLflow registry (`load_model`, `load_model_uri`).
+
+A model that is there but damaged (truncated booster, unreadable metadata or MLmodel file) raises
+ModelLoadError (exit 2) naming the file and the fix: the booster is checked against the digest
+written beside it at save time, and its text must end with LightGBM's closing sections, before
+LightGBM reads it (LightGBM aborts the process on a damaged model text)."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.base.errors import InputNotFoundError
+from features.base.errors import BadInputError, InputNotFoundError
 from models.training.calibration import Calibrator
 from models.training.split import NON_FEATURE_COLUMNS, TrainingDataError
 
@@ -26,6 +31,13 @@ log = logging.getLogger(__name__)
 OTHER = "__other__"
 BOOSTER_FILE = "booster.txt"
 META_FILE = "model_meta.json"
+MLMODEL_FILE = "MLmodel"
+# model_meta.json key: digest of booster.txt written at save time (models saved before it have none)
+BOOSTER_DIGEST = "booster_sha256"
+RETRAIN = (
+    "Retrain with `churn train` (or `dvc repro`), or point score.model / --model at another "
+    "model version (e.g. models:/churn-model/<version> or artifacts/model)."
+)
 
 
 @dataclass
@@ -161,7 +173,8 @@ class ChurnModel:
         return self.calibrator.predict(self.predict_raw(frame))
 
     def save(self, directory: Path) -> dict[str, Path]:
-        """Write booster text and JSON metadata into `directory`; return their paths."""
+        """Write booster text and JSON metadata (with the booster's digest) into `directory`;
+        return their paths."""
         directory.mkdir(parents=True, exist_ok=True)
         booster_path = directory / BOOSTER_FILE
         meta_path = directory / META_FILE
@@ -170,19 +183,153 @@ class ChurnModel:
             "spec": self.spec.to_dict(),
             "calibrator": self.calibrator.to_dict(),
             "info": self.info,
+            BOOSTER_DIGEST: _digest(booster_path),
         }
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), "utf-8")
         return {"booster": booster_path, "meta": meta_path}
 
     @classmethod
     def load(cls, booster_path: Path | str, meta_path: Path | str) -> ChurnModel:
-        meta = json.loads(Path(meta_path).read_text(encoding="utf-8"))
-        return cls(
-            booster=lgb.Booster(model_file=str(booster_path)),
-            spec=FeatureSpec.from_dict(meta["spec"]),
-            calibrator=Calibrator.from_dict(meta["calibrator"]),
-            info=meta.get("info", {}),
+        """Read a saved model; a damaged booster or metadata raises ModelLoadError (exit 2).
+
+        The booster is verified before LightGBM parses it: a damaged model text makes LightGBM
+        abort the whole process, which no `except` can catch.
+        """
+        meta = _read_meta(Path(meta_path))
+        verify_booster(Path(booster_path), meta.get(BOOSTER_DIGEST))
+        try:
+            booster = lgb.Booster(model_file=str(booster_path))
+        except lgb.basic.LightGBMError as exc:
+            raise ModelLoadError(
+                f"{booster_path}: LightGBM cannot read the booster ({exc}). {RETRAIN}"
+            ) from exc
+        try:
+            spec = FeatureSpec.from_dict(meta["spec"])
+            calibrator = Calibrator.from_dict(meta["calibrator"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"{meta_path}: damaged model metadata ({type(exc).__name__}: {exc}; expected "
+                f"'spec' and 'calibrator' as written by `churn train`). {RETRAIN}"
+            ) from exc
+        unknown = [f for f in booster.feature_name() if f not in set(spec.features)]
+        if unknown:
+            raise ModelLoadError(
+                f"{meta_path}: the feature spec lacks {len(unknown)} column(s) the booster "
+                f"{booster_path} uses, e.g. {unknown[:5]}: the two files are not from the same "
+                f"training run. {RETRAIN}"
+            )
+        return cls(booster=booster, spec=spec, calibrator=calibrator, info=meta.get("info", {}))
+
+
+class ModelLoadError(BadInputError, ValueError):
+    """A model directory is there but damaged (booster, model metadata or MLmodel file)."""
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file (first 16 hex digits), the one digest helper of the project."""
+    from models.tracking import file_digest  # imported here: it loads MLflow
+
+    return file_digest(path)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """model_meta.json as a mapping, or ModelLoadError naming the file and the fault."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(
+            f"{path}: damaged model metadata, not readable JSON ({exc}); the file was truncated "
+            f"or overwritten. {RETRAIN}"
+        ) from exc
+    if not isinstance(meta, dict):
+        raise ModelLoadError(
+            f"{path}: damaged model metadata, a JSON {type(meta).__name__} instead of an object "
+            f"with 'spec' and 'calibrator'. {RETRAIN}"
         )
+    return meta
+
+
+# The Python package's model text: a header, the trees, feature importances, parameters and the
+# pandas category levels, each closed by its own marker (LightGBM's `save_model`).
+_BOOSTER_MARKERS = ("\nend of trees\n", "\nend of parameters\n")
+_PANDAS_LINE = "pandas_categorical:"
+
+
+def booster_text_fault(text: str) -> str | None:
+    """What is structurally wrong with a LightGBM model text, or None when it is complete."""
+    if not text.startswith("tree\n"):
+        return "it does not start with LightGBM's 'tree' header"
+    end = 0
+    for marker in _BOOSTER_MARKERS:
+        found = text.find(marker, end)
+        if found < 0:
+            return f"{marker.strip()!r} is missing (the file is truncated)"
+        end = found + len(marker)
+    last = text[end:].strip()
+    if not last.startswith(_PANDAS_LINE):
+        return f"the final {_PANDAS_LINE!r} line is missing (the file is truncated)"
+    try:
+        json.loads(last.removeprefix(_PANDAS_LINE))
+    except json.JSONDecodeError:
+        return f"the final {_PANDAS_LINE!r} line is cut short (the file is truncated)"
+    return None
+
+
+def verify_booster(path: Path, expected_digest: str | None) -> None:
+    """Raise ModelLoadError unless `path` is the booster written at training: its digest (when
+    recorded) and the structure of the model text."""
+    if expected_digest is not None:
+        found = _digest(path)
+        if found != expected_digest:
+            raise ModelLoadError(
+                f"{path}: damaged booster, its sha256 {found} is not the {expected_digest} "
+                f"recorded in {META_FILE} when the model was saved (truncated or changed since). "
+                f"{RETRAIN}"
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(
+            f"{path}: damaged booster, not a LightGBM model text ({exc}). {RETRAIN}"
+        ) from exc
+    fault = booster_text_fault(text)
+    if fault is not None:
+        raise ModelLoadError(f"{path}: damaged booster, {fault}. {RETRAIN}")
+
+
+def verify_mlmodel(directory: Path) -> None:
+    """Raise ModelLoadError when the directory's MLmodel file is there but unreadable or lacks the
+    pyfunc flavor's booster and meta artifacts (a truncated or hand-edited file)."""
+    import yaml
+
+    path = directory / MLMODEL_FILE
+    if not path.exists():
+        return  # a bare model directory (booster and metadata only) loads without it
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(
+            f"{path}: damaged MLmodel file, not readable YAML ({first}). {RETRAIN}"
+        ) from exc
+    artifacts = _nested(doc, "flavors", "python_function", "artifacts")
+    missing = [
+        f"flavors.python_function.artifacts.{k}" for k in ("booster", "meta") if k not in artifacts
+    ]
+    if "utc_time_created" not in _nested(doc):  # MLflow's last line: absent when truncated
+        missing.append("utc_time_created")
+    if missing:
+        raise ModelLoadError(
+            f"{path}: damaged MLmodel file, {', '.join(missing)} missing (truncated, or not "
+            f"written by `churn train`). {RETRAIN}"
+        )
+
+
+def _nested(doc: Any, *keys: str) -> dict[str, Any]:
+    """doc[k1][k2]... when each level is a mapping, else an empty mapping."""
+    for key in keys:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) else {}
 
 
 class ModelNotFoundError(InputNotFoundError):
@@ -210,6 +357,7 @@ def load_model(directory: Path | str, uri: str | None = None) -> ChurnModel:
             f"{uri}: not a churn model directory (expected {booster} and {meta}); pass an MLflow "
             "model written by `churn train` (artifacts/model) or a models:/ registry URI."
         )
+    verify_mlmodel(directory)
     return ChurnModel.load(booster, meta)
 
 

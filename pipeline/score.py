@@ -14,8 +14,9 @@
    then the scores file is written in one atomic rename: a killed job leaves the previous file.
 
 Default as-of: the day after the latest timestamp in the data, so every record counts.
-Exit codes (pipeline/cli.py): 0 ok, 2 bad input (missing model or tables, feature columns that do
-not match), 1 when DuckDB runs out of its memory limit (the message names the setting).
+Exit codes (pipeline/cli.py): 0 ok, 2 bad input (missing or damaged model, missing tables, feature
+columns that do not match), 1 when DuckDB runs out of its memory limit (the message names the
+setting).
 """
 
 from __future__ import annotations
