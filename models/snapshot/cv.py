@@ -14,6 +14,7 @@ from models.evaluation.metrics import binary_metrics
 from models.settings import DataParams, LeakageParams
 from models.snapshot.model import fit_snapshot_model
 from models.snapshot.schema import SnapshotDataError
+from models.training.split import class_shortfall
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def evaluate_folds(
             idx, test_size=settings.holdout_fraction, stratify=y, random_state=settings.seed
         )
         splits = [(np.sort(tr), np.sort(te))]
+    check_fold_classes(y, splits, settings)
     oof = np.full(len(y), np.nan)
     folds = []
     for i, (tr, te) in enumerate(splits, 1):
@@ -95,3 +97,26 @@ def evaluate_folds(
             metrics["pr_auc"],
         )
     return {"folds": folds, "oof": oof, "splits": splits}
+
+
+def check_fold_classes(
+    y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], settings: DataParams
+) -> None:
+    """Raise SnapshotDataError when a fold's training rows have fewer than
+    `data.calibration_folds` (at least 2) of either class (the calibrator is cross-fitted on
+    them), or its test rows lack a class (ROC AUC needs both); every shortfall in one message."""
+    need = max(2, settings.calibration_folds)
+    problems = []
+    for i, (tr, te) in enumerate(splits, 1):
+        problems += [
+            class_shortfall(f"fold {i} training rows", y[tr], need, need, "data.calibration_folds"),
+            class_shortfall(f"fold {i} test rows", y[te], 1, 1, "--cv / data.holdout_fraction"),
+        ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise SnapshotDataError(
+            "too few churners or non-churners in a fold: "
+            + "; ".join(problems)
+            + ". Choose a smaller --cv, a larger data.holdout_fraction or a smaller "
+            "data.calibration_folds in params.yaml, or add labelled rows."
+        )

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -121,3 +122,28 @@ def test_the_minimums_are_params(tmp_path: Path) -> None:
         assert churn("train") == 0
     split = json.loads((tmp_path / "reports/train.json").read_text())["split"]
     assert split["valid"]["positives"] == 2
+
+
+def test_table_fit_fold_with_too_few_of_a_class_exits_2(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`churn table fit`: 12 churners in 2 folds leave 6 per training part, fewer than the 9 a
+    9-fold cross-fitted calibrator needs: exit 2 naming the fold, its counts and the param."""
+    rng = np.random.default_rng(4)
+    n = 300
+    churned = np.arange(n) < 12
+    pd.DataFrame(
+        {
+            "tenure": rng.integers(0, 72, n) - 20 * churned,
+            "charges": rng.uniform(20, 110, n),
+            "Churn": np.where(churned, "Yes", "No"),
+        }
+    ).to_csv(tmp_path / "small.csv", index=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"calibration_folds": 9}}))
+    with inside(tmp_path), caplog.at_level(logging.ERROR):
+        code = churn(
+            "table", "fit", "small.csv", "--target", "Churn", "--positive", "Yes", "--cv", 2
+        )
+    assert code == 2, caplog.text
+    for text in ("fold 1 training rows", "6 churners", "at least 9 churners", "calibration_folds"):
+        assert text in caplog.text, (text, caplog.text)
