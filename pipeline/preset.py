@@ -1,10 +1,11 @@
-"""`churn preset FILE`: merge a params preset (configs/*.yaml) into params.yaml.
+"""`churn preset FILE`: merge a preset (configs/*.yaml) into params.yaml and settings.yaml.
 
 A preset names only what differs from the defaults, section by section; each key it gives
-replaces that key's whole value in params.yaml (so `ingest.tables` or `evaluate.truth` are
-replaced, not mixed with the old ones). Comments and the order of params.yaml are kept
-(ruamel round trip), the result is validated against the typed config before it is written,
-and it is written atomically.
+replaces that key's whole value (so `ingest.tables` or `evaluate.truth` are replaced, not mixed
+with the old ones). Keys whose home is settings.yaml (`pipeline.config.SETTINGS_KEYS`: paths,
+sources, MLflow names, resource limits) go there, the rest to params.yaml. Comments and the order
+of both files are kept (ruamel round trip), the result is validated against the typed config
+before anything is written, and each file is written atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ruamel.yaml import YAML
 
 from features.base.io import write_text
 from features.base.params import ParamsError
-from pipeline.config import params_from_dict
+from pipeline.config import SETTINGS_FILE_NAME, is_setting, merge_settings, params_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -30,34 +31,54 @@ def _yaml() -> YAML:
     return y
 
 
-def merge(params: dict[str, Any], preset: dict[str, Any], where: str) -> list[str]:
-    """Replace params[section][key] by every preset[section][key]; return the keys replaced."""
+def merge(
+    params: dict[str, Any], settings: dict[str, Any], preset: dict[str, Any], where: str
+) -> list[str]:
+    """Replace [section][key] by every preset[section][key], in settings for a settings key and
+    in params otherwise (removing it from the other file); return the keys replaced."""
     changed = []
     for section, values in preset.items():
         if not isinstance(values, dict):
             raise ParamsError(f"{where}: section {section!r} must be a mapping of keys to values")
-        target = params.setdefault(section, {})
         for key, value in values.items():
-            target[key] = value
+            to_settings = is_setting(f"{section}.{key}")
+            home, other = (settings, params) if to_settings else (params, settings)
+            home.setdefault(section, {})[key] = value
+            if isinstance(other.get(section), dict):
+                other[section].pop(key, None)
+                if not other[section]:
+                    del other[section]
             changed.append(f"{section}.{key}")
     return changed
 
 
 def apply_preset(preset_path: Path | str, params_path: Path | str = "params.yaml") -> list[str]:
-    """Merge the preset into params.yaml; return the keys it replaced."""
+    """Merge the preset into params.yaml and the settings.yaml beside it; return keys replaced."""
     preset_path, params_path = Path(preset_path), Path(params_path)
+    settings_path = params_path.with_name(SETTINGS_FILE_NAME)
     for path in (preset_path, params_path):
         if not path.is_file():
             raise ParamsError(f"{path}: file not found")
     y = _yaml()
     params = y.load(params_path.read_text(encoding="utf-8")) or {}
+    settings = (
+        y.load(settings_path.read_text(encoding="utf-8")) or {} if settings_path.is_file() else {}
+    )
     preset = y.load(preset_path.read_text(encoding="utf-8")) or {}
-    changed = merge(params, preset, str(preset_path))
+    changed = merge(params, settings, preset, str(preset_path))
     # validate the merged result before anything is written
-    plain = YAML(typ="safe").load(_dump(y, params))
-    params_from_dict(plain, where=f"{params_path} + {preset_path}")
+    safe = YAML(typ="safe")
+    plain = merge_settings(
+        safe.load(_dump(y, params)) or {},
+        safe.load(_dump(y, settings)) or {},
+        str(params_path),
+        str(settings_path),
+    )
+    params_from_dict(plain, where=f"{params_path} + {settings_path} + {preset_path}")
     write_text(params_path, _dump(y, params))
-    log.info("%s: %d keys from %s", params_path, len(changed), preset_path)
+    if settings:
+        write_text(settings_path, _dump(y, settings))
+    log.info("%s, %s: %d keys from %s", params_path, settings_path, len(changed), preset_path)
     return changed
 
 

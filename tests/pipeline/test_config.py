@@ -107,3 +107,47 @@ def test_allowed_values_are_declared_once_and_checked(
 def test_allowed_values_hold_for_settings_built_in_code() -> None:
     with pytest.raises(ParamsError, match="label.definition"):
         LabelParams(definition="weekly")  # type: ignore[arg-type]
+
+
+def test_params_holds_tunables_and_settings_the_rest() -> None:
+    """The shipped files split cleanly: no settings key in params.yaml, no tunable in
+    settings.yaml, and together they give the same config as the one-file layout did."""
+    import yaml
+
+    from pipeline.config import SETTINGS_KEYS, _leaves, is_setting
+
+    root = Path(__file__).parents[2]
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    settings = yaml.safe_load((root / "settings.yaml").read_text(encoding="utf-8"))
+    assert not [k for k in _leaves(params) if is_setting(k)]
+    assert all(is_setting(k) for k in _leaves(settings))
+    assert {k.split(".")[0] for k in SETTINGS_KEYS} >= {"paths", "mlflow"}
+
+
+def test_settings_beside_params_are_merged(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text(
+        "paths:\n  raw: elsewhere/raw\nscore:\n  model: artifacts/model\n", encoding="utf-8"
+    )
+    params = load_params(write(tmp_path, "score:\n  reasons: 5\n"))
+    assert params.paths.raw == "elsewhere/raw"
+    assert params.score.model == "artifacts/model"
+    assert params.score.reasons == 5
+
+
+def test_a_key_in_both_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text("paths:\n  raw: a\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="both set `paths.raw`"):
+        load_params(write(tmp_path, "paths:\n  raw: b\n"))
+
+
+def test_a_tunable_in_settings_is_an_error_naming_its_home(tmp_path: Path) -> None:
+    (tmp_path / "settings.yaml").write_text("train:\n  learning_rate: 0.1\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="`train.learning_rate` is a tunable; move it to"):
+        load_params(write(tmp_path, "{}\n"))
+
+
+def test_a_settings_key_in_params_still_works_with_a_warning(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+    """An older project's params.yaml (paths inside) keeps working and is told where they go."""
+    params = load_params(write(tmp_path, "paths:\n  raw: old/raw\nmlflow:\n  experiment: x\n"))
+    assert params.paths.raw == "old/raw"
+    assert "belong(s) in" in caplog.text and "mlflow.experiment" in caplog.text
