@@ -371,12 +371,21 @@ class LeakageParams(Section):
     rule_threshold: float = 0.98  # balanced accuracy of its best one-split rule
     missing_purity: float = 0.99  # share of one class among the rows where it is filled in
     min_filled_rows: int = 20  # a missing pattern needs at least this many filled rows
+    # name and comparison evidence (leakage.py docstring): own AUC this high is "high"
+    high_auc: float = 0.9
+    dominance_margin: float = 0.1  # a high own AUC this far above every other feature's
+    too_good_auc: float = 0.97  # a model ROC AUC above: the run summary says "too good to be true"
     folds: int = 5  # out-of-fold level rates of categorical features
     smoothing: float = 10.0  # level rate shrunk towards the base rate by this many rows
     max_rows: int = 100_000  # temporal model table: screen a seeded sample of this many rows
     seed: int = 42
 
     def validate(self) -> None:
-        for name in ("auc_threshold", "rule_threshold", "missing_purity"):
+        for name in ("auc_threshold", "rule_threshold", "missing_purity", "high_auc"):
             if not 0.5 < getattr(self, name) <= 1:
                 raise ParamsError(f"leakage.{name}: expected (0.5, 1], found {getattr(self, name)}")
+        if not 0.5 < self.too_good_auc <= 1 or not 0 <= self.dominance_margin < 0.5:
+            raise ParamsError(
+                "leakage.too_good_auc: expected (0.5, 1], leakage.dominance_margin [0, 0.5); "
+                f"found {self.too_good_auc}, {self.dominance_margin}"
+            )

@@ -22,6 +22,7 @@ from models.snapshot.schema import (
     infer_schema,
     normalise_text,
 )
+from models.training.leakage import too_good_to_be_true
 from models.training.split import LABEL
 
 SEGMENT_MAX_LEVELS = 12  # categorical drivers with more levels are not segmented
@@ -88,6 +89,13 @@ def fit_table(
     oof[np.flatnonzero(known)] = evaluation["oof"]
     suspects = leakage_suspects(final, evaluation["folds"], schema)
     summary = summarise(source, cv, schema, target_info, evaluation["folds"], final, suspects)
+    too_good = too_good_to_be_true(
+        {f"{summary['evaluation']} (mean)": summary["roc_auc"]},
+        [s["column"] for s in suspects if s["kept"]],
+        leakage,
+        source,
+    )
+    summary.update(too_good_to_be_true=bool(too_good), too_good_reasons=too_good)
     scores = score_rows(final, schema, frame, features, y, oof, settings.reasons)
     return TableFit(schema, final, x, yk, suspects, scores, summary)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from models.model import ChurnModel
 from models.settings import LeakageParams, SplitParams, TrainParams
@@ -84,4 +85,13 @@ def fit_all(
                 "p_rule": rule.predict(frame),
             }
         )
+    guard.check_result(
+        {
+            f"{part} cutoffs": float(
+                roc_auc_score(predictions[part][LABEL], predictions[part]["p_model"])
+            )
+            for part in ("valid", "test")
+        },
+        source,
+    )
     return Fitted(split, model, logreg, rule, guard, predictions)

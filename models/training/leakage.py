@@ -17,11 +17,37 @@ training rows only (the caller passes the training fold; no test row is ever see
   of that class.
 
 A strong but honest feature (contract type, tenure: AUC 0.7-0.9) is far from these thresholds.
+The three rules above are strong evidence: the feature is excluded (unless `allow_leaky`).
+
+The guard also reads names and compares features with each other (IBM's Telco v11 `Churn Score`,
+a vendor model's score built knowing the outcome: own AUC about 0.94, kept by the rules above, it
+lifted the model's ROC AUC from about 0.85 to 0.984). A name is split into words (camelCase,
+snake_case, spaces, punctuation; case-insensitive): target words are churn, attrition, exit,
+cancel (and their forms: churned, exited, cancellation, ...), model-output words are score,
+probability, prediction, propensity, likelihood, risk (and prob, proba, pred, predicted):
+
+- a target word together with a model-output word (`Churn Score`, `churn_probability`): a suspect
+  by its name alone (another model's output for this very target);
+- a target word alone (`Churn Reason`, `tickets_cancellation_90d`): a suspect only when its own
+  AUC >= `high_auc` (honest windowed counts such as `text_cancel_intent_mentions_30d` are far
+  below it; `Churn Reason` is caught by its missing pattern anyway);
+- a model-output word alone (`satisfaction_score`, `credit_score`): a suspect only when its own
+  AUC >= `high_auc`;
+- no name evidence: a feature whose own AUC >= `high_auc` AND exceeds every other feature's by at
+  least `dominance_margin` is a suspect (one column far ahead of all the others is how a leak
+  looks when the honest signal is spread over many columns).
+
+Name evidence together with a high own AUC (a target word in the name and AUC >= `high_auc`) is
+strong evidence: excluded. The other name and dominance suspects are warned loudly and KEPT (an
+honest `satisfaction_score` may well be the best feature): the run summary then says the result
+may be too good to be true (`too_good_to_be_true`), as it does when the model's ROC AUC exceeds
+`too_good_auc` (about 0.97; honest churn models rarely pass 0.9).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +62,40 @@ from models.settings import LeakageParams
 log = logging.getLogger(__name__)
 
 MISSING_LEVEL = "(missing)"
+TARGET_STEMS: tuple[str, ...] = ("churn", "attrit", "exit", "cancel")  # a name word starting so
+OUTPUT_WORDS: frozenset[str] = frozenset(
+    {
+        "score",
+        "scores",
+        "scoring",
+        "probability",
+        "probabilities",
+        "prob",
+        "proba",
+        "prediction",
+        "predictions",
+        "predicted",
+        "pred",
+        "propensity",
+        "likelihood",
+        "risk",
+    }
+)
+
+
+def name_words(name: str) -> list[str]:
+    """The lower-case words of a column name (camelCase, snake_case, spaces, punctuation split)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", str(name))
+    return [w.lower() for w in re.split(r"[^0-9A-Za-z]+", spaced) if w]
+
+
+def name_evidence(name: str) -> tuple[list[str], list[str]]:
+    """The target words (churn, attrition, exit, cancel...) and model-output words (score,
+    probability, prediction, propensity...) in a column name."""
+    words = name_words(name)
+    target = [w for w in words if w.startswith(TARGET_STEMS)]
+    output = [w for w in words if w in OUTPUT_WORDS]
+    return target, output
 
 
 @dataclass
@@ -50,6 +110,8 @@ class FeatureEvidence:
     filled_share: float  # share of rows where the feature is not missing
     filled_positive_share: float | None  # share of churners among the filled rows
     reasons: list[str] = field(default_factory=list)
+    name_words: list[str] = field(default_factory=list)  # target / model-output words in its name
+    exclude: bool = False  # strong evidence: excluded unless allow_leaky; else warned and kept
 
     @property
     def suspect(self) -> bool:
@@ -198,6 +260,25 @@ def screen_feature(name: str, x: pd.Series, y: np.ndarray, s: LeakageParams) -> 
         )
     if missing_reason:
         reasons.append(missing_reason)
+    exclude = bool(reasons)
+    target, output = name_evidence(name)
+    high = auc >= s.high_auc
+    if target and output:
+        reasons.append(
+            f"named like a model's output for the target ({'+'.join(target + output)}): "
+            "another model's churn score or probability, usually built knowing the outcome"
+            + (f"; own AUC {auc:.4f} >= {s.high_auc}" if high else "")
+        )
+    elif target and high:
+        reasons.append(
+            f"named like the target ({'+'.join(target)}) and own AUC {auc:.4f} >= {s.high_auc}"
+        )
+    elif output and high:
+        reasons.append(
+            f"named like a model output ({'+'.join(output)}) and own AUC {auc:.4f} >= "
+            f"{s.high_auc}: check it is known before the outcome"
+        )
+    exclude = exclude or bool(target and high)
     return FeatureEvidence(
         feature=name,
         kind="numeric" if numeric else "categorical",
@@ -207,7 +288,21 @@ def screen_feature(name: str, x: pd.Series, y: np.ndarray, s: LeakageParams) -> 
         filled_share=filled_share,
         filled_positive_share=positive_share,
         reasons=reasons,
+        name_words=target + output,
+        exclude=exclude,
     )
+
+
+def _flag_dominant(evidence: list[FeatureEvidence], s: LeakageParams) -> None:
+    """A feature with a high own AUC far above every other feature's is a (warned) suspect."""
+    if len(evidence) < 2:
+        return
+    best, second = sorted(evidence, key=lambda e: -e.auc)[:2]
+    if best.auc >= s.high_auc and best.auc - second.auc >= s.dominance_margin:
+        best.reasons.append(
+            f"own AUC {best.auc:.4f} is far above every other feature's (next best "
+            f"{second.feature!r} {second.auc:.4f}; margin >= {s.dominance_margin})"
+        )
 
 
 @dataclass
@@ -217,18 +312,57 @@ class LeakageReport:
     evidence: list[FeatureEvidence]
     settings: LeakageParams
     excluded: list[str] = field(default_factory=list)
+    too_good: list[str] = field(default_factory=list)  # why the result looks too good to be true
 
     @property
     def suspects(self) -> list[FeatureEvidence]:
         return [e for e in self.evidence if e.suspect]
+
+    @property
+    def kept_suspects(self) -> list[str]:
+        return [e.feature for e in self.suspects if e.feature not in self.excluded]
+
+    def check_result(self, roc_auc: dict[str, float], source: str = "model") -> list[str]:
+        """Record (and warn) why the model's result looks too good to be true, from its ROC AUC
+        per part (e.g. {"test cutoffs": 0.99}) and the suspects it kept."""
+        self.too_good = too_good_to_be_true(roc_auc, self.kept_suspects, self.settings, source)
+        return self.too_good
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "settings": asdict(self.settings),
             "suspects": [e.to_dict() for e in self.suspects],
             "excluded": list(self.excluded),
+            "kept_suspects": self.kept_suspects,
+            "too_good_to_be_true": bool(self.too_good),
+            "too_good_reasons": list(self.too_good),
             "strongest": [e.to_dict() for e in sorted(self.evidence, key=lambda e: -e.auc)[:10]],
         }
+
+
+def too_good_to_be_true(
+    roc_auc: dict[str, float],
+    kept_suspects: Iterable[str],
+    settings: LeakageParams,
+    source: str = "model",
+) -> list[str]:
+    """Why a result looks too good to be true (empty: it does not): a ROC AUC above
+    `settings.too_good_auc`, or leakage suspects kept in the model. Each reason is warned."""
+    reasons = [
+        f"ROC AUC {auc:.4f} on the {part} > {settings.too_good_auc}: honest churn models rarely "
+        "get there; look for a column written because the customer churned"
+        for part, auc in roc_auc.items()
+        if auc > settings.too_good_auc
+    ]
+    kept = list(kept_suspects)
+    if kept:
+        reasons.append(
+            f"leakage suspect(s) kept in the model: {kept}; if one is known only after the "
+            "outcome, leave it out (train.exclude_features / --drop) and compare"
+        )
+    for reason in reasons:
+        log.warning("%s: result may be too good to be true: %s", source, reason)
+    return reasons
 
 
 def screen(
@@ -238,7 +372,8 @@ def screen(
     settings: LeakageParams | None = None,
     source: str = "training rows",
 ) -> LeakageReport:
-    """Screen `features` of the TRAINING rows `frame` against labels `y`; flag and exclude suspects.
+    """Screen `features` of the TRAINING rows `frame` against labels `y`; flag suspects and
+    exclude those with strong evidence (the others are warned and kept).
 
     With `settings.allow_leaky` the suspects are still reported but not excluded.
     """
@@ -251,17 +386,18 @@ def screen(
         log.warning("%s: one label class only; leakage guard skipped", source)
         return LeakageReport([], s)
     evidence = [screen_feature(c, frame[c], y, s) for c in features]
+    _flag_dominant(evidence, s)
     report = LeakageReport(evidence, s)
     for e in report.suspects:
+        if not e.exclude:
+            action = "(kept: name or comparison evidence only; check it)"
+        else:
+            action = "(kept: allow_leaky)" if allow_leaky else "(excluded)"
         log.warning(
-            "%s: leakage suspect %r %s: %s",
-            source,
-            e.feature,
-            "(kept: allow_leaky)" if allow_leaky else "(excluded)",
-            "; ".join(e.reasons),
+            "%s: leakage suspect %r %s: %s", source, e.feature, action, "; ".join(e.reasons)
         )
     if not allow_leaky:
-        report.excluded = [e.feature for e in report.suspects]
+        report.excluded = [e.feature for e in report.suspects if e.exclude]
     return report
 
 

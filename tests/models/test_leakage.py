@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.settings import LeakageParams, SplitParams, TrainParams
+from models.settings import DataParams, LeakageParams, SplitParams, TrainParams
+from models.snapshot.job import fit_table
 from models.training.fit import fit_all
-from models.training.leakage import screen
+from models.training.leakage import name_evidence, name_words, screen, too_good_to_be_true
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,127 @@ def test_temporal_train_stage_excludes_a_planted_leak(model_table) -> None:
     assert "days_since_last_login" in fitted.model.spec.features  # the honest driver stays
     screened = {e.feature for e in report.evidence}
     assert not screened & {"customer_id", "cutoff", "churned", "churn_type"}
+
+
+# ---------------------------------------------------------------- names and comparisons
+
+
+@pytest.fixture(scope="module")
+def vendor() -> tuple[pd.DataFrame, np.ndarray]:
+    """IBM Telco v11 in small: a vendor's `Churn Score` (a noisy function of the label, AUC about
+    0.95), a free-text column filled in only for churners, and honest columns (AUC <= 0.8)."""
+    rng = np.random.default_rng(13)
+    n = 3000
+    y = (rng.random(n) < 0.27).astype(int)
+    score = np.clip(np.round(50 + 28 * y + rng.normal(0, 12, n)), 0, 100)
+    feedback = np.where(
+        (y == 1) & (rng.random(n) < 0.4),
+        rng.choice(["too expensive", "moved", "better offer elsewhere"], n),
+        None,
+    )
+    frame = pd.DataFrame(
+        {
+            "Churn Score": score,
+            "Feedback": pd.Series(feedback, dtype="object"),
+            "Tenure Months": rng.normal(30, 10, n) - 9 * y,
+            "Contract": np.where(rng.random(n) < 0.3 + 0.4 * y, "Month-to-month", "Two year"),
+            "Satisfaction Score": rng.normal(3, 1, n) - 0.8 * y,
+            "tickets_cancellation_90d": rng.poisson(0.2 + 0.3 * y),
+        }
+    )
+    return frame, y
+
+
+def test_name_words_split_camel_snake_and_spaces() -> None:
+    assert name_words("ChurnScore") == ["churn", "score"]
+    assert name_words("Churn Score") == ["churn", "score"]
+    assert name_words("churn_probability_v2") == ["churn", "probability", "v2"]
+    assert name_words("XGBAttritionPropensity") == ["xgb", "attrition", "propensity"]
+    assert name_evidence("tickets_cancellation_90d") == (["cancellation"], [])
+    assert name_evidence("satisfaction_score") == ([], ["score"])
+    assert name_evidence("existing_plan") == ([], [])  # "exist" is not "exit"
+    assert name_evidence("Exited") == (["exited"], [])
+
+
+def test_vendor_churn_score_and_churners_only_text_are_suspects(vendor) -> None:
+    """Issue 13, point 10: the score is reported (and excluded) with its name as evidence, the
+    text by its missing pattern; honest columns, even with 'cancel' or 'score' in the name, stay."""
+    x, y = vendor
+    assert 0.92 < roc_auc_score(y, x["Churn Score"]) < 0.97  # below auc_threshold 0.98
+    report = screen(x, y, x.columns)
+    suspects = {e.feature: e for e in report.suspects}
+    assert set(suspects) == {"Churn Score", "Feedback"}, report.to_dict()["suspects"]
+    score = suspects["Churn Score"]
+    assert score.name_words == ["churn", "score"]
+    assert any("named like a model's output for the target" in r for r in score.reasons)
+    assert any("churned" in r for r in suspects["Feedback"].reasons)
+    assert set(report.excluded) == {"Churn Score", "Feedback"}
+    described = report.to_dict()
+    assert described["suspects"][0]["name_words"] == ["churn", "score"]
+    assert described["kept_suspects"] == [] and described["too_good_to_be_true"] is False
+
+
+def test_churn_score_with_a_modest_auc_is_reported_but_kept(vendor) -> None:
+    """A target word with a model-output word is a suspect by name alone; below high_auc it is
+    only warned (a propensity score known at the cutoff can be honest) and the result flagged."""
+    x, y = vendor
+    rng = np.random.default_rng(5)
+    weak = x.assign(**{"churn_propensity": rng.normal(0, 1, len(y)) + 0.6 * y})
+    report = screen(weak, y, ["churn_propensity", "Tenure Months"])
+    [suspect] = report.suspects
+    assert suspect.feature == "churn_propensity" and not suspect.exclude
+    assert report.excluded == [] and report.kept_suspects == ["churn_propensity"]
+    assert report.check_result({"test cutoffs": 0.8})  # kept suspect: too good to be true?
+    assert report.to_dict()["too_good_to_be_true"] is True
+
+
+def test_model_output_word_alone_needs_a_high_auc_and_is_kept(vendor) -> None:
+    x, y = vendor
+    rng = np.random.default_rng(6)
+    strong = x.assign(**{"Satisfaction Score": rng.normal(0, 1, len(y)) - 2.3 * y})
+    report = screen(strong, y, ["Satisfaction Score", "Tenure Months", "Contract"])
+    [suspect] = report.suspects
+    assert suspect.feature == "Satisfaction Score" and suspect.auc >= 0.9
+    assert any("named like a model output (score)" in r for r in suspect.reasons)
+    assert report.excluded == []  # warned and kept
+    honest = screen(x, y, ["Satisfaction Score", "Tenure Months"])  # AUC about 0.7: nothing
+    assert honest.suspects == []
+
+
+def test_one_feature_far_ahead_of_the_others_is_a_kept_suspect(vendor) -> None:
+    x, y = vendor
+    rng = np.random.default_rng(8)
+    ahead = x.assign(v17=rng.normal(0, 1, len(y)) + 2.6 * y)
+    report = screen(ahead, y, ["v17", "Tenure Months", "Contract"])
+    [suspect] = report.suspects
+    assert suspect.feature == "v17" and any("far above" in r for r in suspect.reasons)
+    assert report.excluded == []
+    # With a second strong feature it is not far ahead: no suspect.
+    both = ahead.assign(v18=rng.normal(0, 1, len(y)) + 2.2 * y)
+    assert screen(both, y, ["v17", "v18", "Tenure Months"]).suspects == []
+
+
+def test_too_good_to_be_true() -> None:
+    s = LeakageParams()
+    assert too_good_to_be_true({"test cutoffs": 0.85}, [], s) == []
+    [reason] = too_good_to_be_true({"test cutoffs": 0.984}, [], s)
+    assert "0.9840" in reason and "test cutoffs" in reason
+    [reason] = too_good_to_be_true({"test cutoffs": 0.85}, ["Churn Score"], s)
+    assert "Churn Score" in reason
+
+
+def test_table_summary_reports_the_vendor_score_and_a_too_good_result(vendor) -> None:
+    """`churn table fit` (models/snapshot/job.py): the summary lists both suspects with their
+    evidence; with allow_leaky the score is kept and the summary says too good to be true."""
+    x, y = vendor
+    frame = x.assign(Churn=np.where(y == 1, "Yes", "No"))
+    fast = DataParams(candidates={"small": DataParams().candidates["small"]}, inner_folds=2)
+    args = ("Churn", "Yes", None, (), 2, fast, TrainParams(num_threads=1))
+    honest = fit_table(frame, *args, LeakageParams(), "vendor.csv").summary
+    suspects = {s["column"]: s for s in honest["leakage_suspects"]}
+    assert set(suspects) == {"Churn Score", "Feedback"}
+    assert suspects["Churn Score"]["name_words"] == ["churn", "score"]
+    assert not suspects["Churn Score"]["kept"] and honest["too_good_to_be_true"] is False
+    leaky = fit_table(frame, *args, LeakageParams(allow_leaky=True), "vendor.csv").summary
+    assert leaky["roc_auc"] > 0.97 and leaky["too_good_to_be_true"] is True
+    assert any("Churn Score" in r for r in leaky["too_good_reasons"])

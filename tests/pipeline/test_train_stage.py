@@ -20,7 +20,7 @@ from models import tracking
 from models.evaluation.truth import truth_check
 from pipeline.cli import app
 
-from helpers import churn
+from helpers import churn, inside
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from conftest import make_model_table  # noqa: E402
@@ -176,3 +176,35 @@ def test_missing_model_table_exits_2(
         result = CliRunner().invoke(app, ["train"])
     assert result.exit_code == 2
     assert "churn featurize" in caplog.text
+
+
+def test_train_reports_a_vendor_churn_score_by_its_name(tmp_path: Path) -> None:
+    """Issue 13, point 10: a vendor's `churn_score` (AUC about 0.95, below the 0.98 of the AUC
+    rule) and an exit-survey answer filled in only for churners are suspects in train.json, the
+    score with its name as evidence; kept (allow_leaky), the summary says too good to be true."""
+    table, _ = make_model_table(customers=200, cutoffs=4, seed=5)
+    rng = np.random.default_rng(2)
+    y = table["churned"].to_numpy(dtype=int)
+    table["churn_score"] = np.clip(np.round(50 + 28 * y + rng.normal(0, 12, len(y))), 0, 100)
+    table["survey_answer"] = pd.Series(
+        np.where((y == 1) & (rng.random(len(y)) < 0.5), "moving to a competitor", None),
+        dtype="object",
+    )
+    _project(tmp_path, table, truth=None)
+    with inside(tmp_path):
+        assert churn("train") == 0
+        leakage = json.loads(Path("reports/train.json").read_text())["leakage"]
+        suspects = {s["feature"]: s for s in leakage["suspects"]}
+        assert {"churn_score", "survey_answer"} <= set(suspects), suspects
+        assert suspects["churn_score"]["name_words"] == ["churn", "score"]
+        assert any("model's output" in r for r in suspects["churn_score"]["reasons"])
+        assert {"churn_score", "survey_answer"} <= set(leakage["excluded"])
+        assert leakage["too_good_to_be_true"] is False  # the honest model is about 0.8
+
+        params = yaml.safe_load(Path("params.yaml").read_text())
+        Path("params.yaml").write_text(yaml.safe_dump({**params, "leakage": {"allow_leaky": True}}))
+        assert churn("train") == 0
+        leakage = json.loads(Path("reports/train.json").read_text())["leakage"]
+    assert leakage["excluded"] == [] and "churn_score" in leakage["kept_suspects"]
+    assert leakage["too_good_to_be_true"] is True
+    assert any("churn_score" in r for r in leakage["too_good_reasons"])
