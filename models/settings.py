@@ -174,8 +174,12 @@ class ValueParams(Section):
 
     SECTION = "value"
 
-    # CLV (models/value.py): monthly margin = fee x margin_rate, retention r = 1 - churn_probability
+    # CLV (models/value.py) = fee x margin_rate x L, L = the discounted lifetime of the book: the
+    # same for every customer, never from the customer's own churn_probability
     fee_column: str = "current_monthly_fee"  # model-table column: the monthly fee at the cutoff
+    # monthly churn rate of L for everyone; None = the survival of all customers valued,
+    # mean_i (1 - churn_probability_i)^t
+    base_churn_rate: float | None = None
     margin_rate: float = 0.7
     discount_rate: float = 0.01  # per month
     horizon_months: int | None = 36  # None = infinite horizon
@@ -215,6 +219,11 @@ class ValueParams(Section):
         if self.tier_clv_edges is None and any(not 0 < q < 1 for q in self.tier_quantiles):
             raise ParamsError(
                 f"value.tier_quantiles: expected values in (0, 1), found {self.tier_quantiles}"
+            )
+        if self.base_churn_rate is not None and not 0 <= self.base_churn_rate < 1:
+            raise ParamsError(
+                "value.base_churn_rate: expected a monthly churn rate in [0, 1) or null (the "
+                f"survival of the customers valued), found {self.base_churn_rate}"
             )
         for name in ("margin_rate", "save_rate"):
             if not 0 <= getattr(self, name) <= 1:

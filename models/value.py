@@ -1,27 +1,51 @@
 """Customer value: CLV, value tiers, value at risk, and whom to contact first to prevent churn.
 
-CLV (customer lifetime value, expected discounted future margin)
-----------------------------------------------------------------
-With the customer's monthly margin ``m = monthly_fee x margin_rate``, the model's calibrated
-probability ``p`` that the customer churns within the next month (the label horizon, 30 days),
-the per-month retention ``r = 1 - p`` (assumed constant from now on), the monthly discount rate
-``d`` and a horizon of ``H`` months::
+CLV: the expected discounted future margin of KEEPING the customer
+-------------------------------------------------------------------
+With the customer's monthly margin ``m = monthly_fee x margin_rate``, the monthly discount rate
+``d``, a horizon of ``H`` months (``value.horizon_months``; None = infinite) and the book's
+survival curve ``S(t)``, the share of customers still there after ``t`` months::
 
-    CLV = sum_{t=1..H} m * r^t / (1 + d)^t = m * x * (1 - x^H) / (1 - x),   x = r / (1 + d)
-    CLV (H infinite) = m * x / (1 - x) = m * r / (1 + d - r)
+    L   = sum_{t=1..H} S(t) / (1 + d)^t       (discounted lifetime in months: `lifetime_months`)
+    CLV = m x L                               (`customer_value`)
 
-The margin of month t is earned only if the customer is still there after t months of churn
-risk, and is discounted t months. ``x = 1`` (no churn, no discount) gives ``m * H``.
+``S(t)`` is the survival of the WHOLE population valued, the same for every customer, never the
+customer's own churn probability ``p``:
+
+* by default ``S(t) = mean_i (1 - p_i)^t`` over the customers valued (the score stage: the whole
+  scored population; ``evaluate``: the test rows under our model), each customer ``i`` keeping
+  their calibrated monthly churn probability ``p_i`` from now on. ``L`` is then the expected
+  discounted lifetime of a customer drawn at random from the book. (It is longer than a constant
+  churn at the mean probability, ``(1 - mean p)^t``: the low-risk majority stays longer.)
+* with ``value.base_churn_rate = b`` set: ``S(t) = (1 - b)^t`` for everyone.
+
+Per customer ``i`` the sum is the closed form of ``clv`` (margin 1, ``x = (1 - p_i) / (1 + d)``)::
+
+    sum_{t=1..H} x^t = x * (1 - x^H) / (1 - x)        (H infinite: x / (1 - x); x = 1: H)
+
+Why not the customer's own ``p``: CLV is the value of a customer who stays, i.e. whom the contact
+saved; the risk the contact removed says nothing reliable about their retention afterwards. A CLV
+from ``p`` multiplies ``p`` by about ``1 / p`` in ``p x CLV`` and cancels the model out: the
+priority list then ranks by fee alone (Spearman(expected_gain, p) = 0.01 on the default scores).
+With the book's lifetime, CLV depends on the fee only (equal fees, equal CLV, whatever the risk)
+and the value at risk and the gain rise with ``p``. (One customer moves ``L`` by about ``1 / N``
+of their own term; ``value.base_churn_rate`` removes even that.)
 
 Derived columns (one row per scored customer)
 ---------------------------------------------
-* ``value_at_risk = p x CLV``: the expected value lost to churn.
-* ``expected_gain = p x save_rate x CLV - contact_cost``: the expected net value of one retention
-  contact (it reaches a would-be churner with probability p and keeps them with probability
-  save_rate; it always costs contact_cost).
-* ``value_tier``: CLV band. Edges are either fixed (``value.tier_clv_edges``) or the
-  ``value.tier_quantiles`` of CLV over the WHOLE scored population (never one scoring chunk), so
-  a customer's tier does not depend on how the population was split into chunks.
+The profit curve of ``evaluate`` (models/evaluation/profit.py) calls the same ``lifetime_months``,
+``customer_value`` and ``contact_gain``, so the policy it evaluates is the one the list applies.
+
+* ``clv = m x L``.
+* ``value_at_risk = p x CLV``: the expected value lost to churn next month.
+* ``expected_gain = p x save_rate x CLV - contact_cost`` (``contact_gain``): the expected net value
+  of one retention contact (it reaches a would-be churner with probability p and keeps them with
+  probability save_rate; it always costs contact_cost). At a fixed fee it rises with p.
+* ``value_tier``: CLV band, hence a band of the fee. Edges are either fixed
+  (``value.tier_clv_edges``) or the ``value.tier_quantiles`` of CLV over the WHOLE scored
+  population (never one scoring chunk), so a customer's tier does not depend on how the
+  population was split into chunks. A CLV equal to an edge belongs to the upper tier, so with
+  many equal fees the tier shares differ from the quantiles.
 * ``priority_rank``: 1 = contact first, ordered by expected_gain (ties: customer_id), global over
   every customer passed in. Customers with a non-positive gain keep a rank (after every positive
   one) but are left out of the priority list: contacting them is expected to lose money. A
@@ -62,7 +86,11 @@ def clv(
     discount_rate: float,
     horizon_months: int | None,
 ) -> np.ndarray:
-    """Expected discounted margin over the horizon (formula in the module docstring)."""
+    """Discounted margin over the horizon at a constant monthly churn rate (module docstring).
+
+    The value columns use it per customer only to build the book's lifetime (`lifetime_months`);
+    a customer's CLV never comes from their own churn probability.
+    """
     fee = np.asarray(monthly_fee, dtype=float)
     p = np.asarray(churn_probability, dtype=float)
     margin = fee * margin_rate
@@ -77,6 +105,33 @@ def clv(
                 x * (1.0 - x**horizon_months) / (1.0 - x),
             )
     return margin * factor
+
+
+def lifetime_months(churn_probability: np.ndarray | pd.Series, p: ValueParams) -> float:
+    """Discounted expected lifetime L (months) of a customer of the book (module docstring)."""
+    if p.base_churn_rate is not None:
+        rates = np.array([p.base_churn_rate], dtype=float)
+    else:
+        rates = np.asarray(churn_probability, dtype=float)
+        rates = rates[np.isfinite(rates)]
+    if len(rates) == 0:
+        return float("nan")
+    return float(clv(np.ones(len(rates)), rates, 1.0, p.discount_rate, p.horizon_months).mean())
+
+
+def customer_value(
+    monthly_fee: np.ndarray | pd.Series, lifetime: float, p: ValueParams
+) -> np.ndarray:
+    """CLV of keeping each customer: fee x margin_rate x the book's lifetime (`lifetime_months`)."""
+    return np.asarray(monthly_fee, dtype=float) * p.margin_rate * lifetime
+
+
+def contact_gain(
+    churn_probability: np.ndarray | pd.Series, value: np.ndarray | pd.Series, p: ValueParams
+) -> np.ndarray:
+    """Expected net value of one retention contact: p x save_rate x value - contact_cost."""
+    prob = np.asarray(churn_probability, dtype=float)
+    return prob * p.save_rate * np.asarray(value, dtype=float) - p.contact_cost
 
 
 def check_scores(scores: pd.DataFrame, where: str = "scores") -> None:
@@ -140,23 +195,28 @@ def priority_ranks(customer_id: pd.Series, expected_gain: pd.Series) -> pd.Serie
 
 
 def add_value_columns(
-    scores: pd.DataFrame, p: ValueParams, edges: np.ndarray | None = None
+    scores: pd.DataFrame,
+    p: ValueParams,
+    edges: np.ndarray | None = None,
+    lifetime: float | None = None,
 ) -> pd.DataFrame:
     """A copy of `scores` with clv, value_tier, value_at_risk, expected_gain, priority_rank.
 
-    Pass the whole scored population (one row per customer): tier quantiles and priority_rank
-    are computed over the rows given. `edges` (from `tier_edges`) overrides the tier edges.
+    Pass the whole scored population (one row per customer): the lifetime, tier quantiles and
+    priority_rank are computed over the rows given. `edges` (from `tier_edges`) and `lifetime`
+    (from `lifetime_months`) override them, e.g. when valuing one chunk of a population.
     """
     check_scores(scores)
     fee = pd.to_numeric(scores["monthly_fee"], errors="coerce")
     prob = scores["churn_probability"].astype(float)
-    value = clv(fee, prob, p.margin_rate, p.discount_rate, p.horizon_months)
+    lifetime = lifetime_months(prob, p) if lifetime is None else float(lifetime)
+    value = customer_value(fee, lifetime, p)
     edges = tier_edges(value, p) if edges is None else np.asarray(edges, dtype=float)
     out = scores.copy()
     out["clv"] = value
     out["value_tier"] = assign_tiers(value, edges, p.tier_names)
     out["value_at_risk"] = prob.to_numpy() * value
-    out["expected_gain"] = prob.to_numpy() * p.save_rate * value - p.contact_cost
+    out["expected_gain"] = contact_gain(prob, value, p)
     out["priority_rank"] = priority_ranks(out["customer_id"], out["expected_gain"])
     if fee.isna().any():
         log.warning(
@@ -165,8 +225,10 @@ def add_value_columns(
             len(fee),
         )
     log.info(
-        "value: %d customers, CLV tier edges %s, %d with a positive expected contact gain",
+        "value: %d customers, discounted lifetime %.2f months, CLV tier edges %s, %d with a "
+        "positive expected contact gain",
         len(out),
+        lifetime,
         np.round(edges, 2).tolist(),
         int((out["expected_gain"] > 0).sum()),
     )
@@ -176,9 +238,9 @@ def add_value_columns(
 def with_value_tier(
     rows: pd.DataFrame, churn_probability: np.ndarray, p: ValueParams
 ) -> pd.DataFrame:
-    """`rows` (model-table rows) with their customers' value tier: CLV from `churn_probability`
-    and the fee column at the cutoff, tiers over these rows. Unchanged when the rows already
-    have a value tier or no fee column."""
+    """`rows` (model-table rows) with their customers' value tier: CLV from the fee column at the
+    cutoff and the lifetime of these rows' `churn_probability`, tiers over these rows. Unchanged
+    when the rows already have a value tier or no fee column."""
     if "value_tier" in rows.columns or p.fee_column not in rows.columns:
         return rows
     valued = add_value_columns(

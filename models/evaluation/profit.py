@@ -1,15 +1,24 @@
 """Profit curve of a retention campaign: the realised profit of contacting the top k% by a ranking.
 
-Each ranking orders the test customers by its own expected contact gain,
-``p x save_rate x CLV(p) - contact_cost`` (models/value.py), with its own probabilities p. The
-realised profit of contacting the first n customers of a ranking is::
+The value of keeping each test customer is the one the priority list uses, from the same
+functions of models/value.py: ``value = customer_value(fee, L)``, the fee's margin over ``L``, the
+discounted lifetime of the test book (``lifetime_months`` of OUR model's probabilities on the
+test rows, as the score stage takes it over the scored population; or at value.base_churn_rate).
+It does not depend on any customer's own probability, so it is the same for every ranking.
+
+Each ranking orders the test customers by its expected contact gain, ``contact_gain``::
+
+    p x save_rate x value - contact_cost
+
+with its own probabilities p; for our model this is exactly the priority list's expected_gain on
+the same rows. The realised profit of contacting the first n customers of a ranking is the same
+function with the outcome in place of p::
 
     sum over contacted (churned x save_rate x value - contact_cost)
 
 A contact saves an actual churner with probability save_rate (so this is the expected profit
-given the outcomes) and costs contact_cost for everyone. ``value`` is the same for every ranking:
-the CLV of the customer's fee at the observed churn rate of the test population. It does not use
-any ranking's probabilities, so the curves compare rankings, not the models' own value estimates.
+given the outcomes) and costs contact_cost for everyone. Since the value is the same for every
+ranking, the curves compare rankings, not the models' own value estimates.
 ``random`` is the expected profit of contacting n customers drawn at random: n/N of the total.
 """
 
@@ -22,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from models.settings import ValueParams
-from models.value import clv
+from models.value import contact_gain, customer_value, lifetime_months
 
 PERCENTS: tuple[int, ...] = tuple(range(1, 101))
 
@@ -32,18 +41,42 @@ def contacts_at(percent: int, population: int) -> int:
     return min(population, math.ceil(percent * population / 100))
 
 
-def expected_gain(probability: np.ndarray, fee: np.ndarray, p: ValueParams) -> np.ndarray:
-    """A ranking's own expected gain of one contact: p x save_rate x CLV(p) - contact_cost."""
-    value = clv(fee, probability, p.margin_rate, p.discount_rate, p.horizon_months)
-    return probability * p.save_rate * value - p.contact_cost
-
-
 def realised_profit_per_customer(
-    churned: np.ndarray, fee: np.ndarray, base_rate: float, p: ValueParams
+    churned: np.ndarray, value: np.ndarray, p: ValueParams
 ) -> np.ndarray:
-    """What contacting each customer earned: churned x save_rate x CLV(fee, base rate) - cost."""
-    value = clv(fee, np.full(len(fee), base_rate), p.margin_rate, p.discount_rate, p.horizon_months)
-    return churned.astype(float) * p.save_rate * value - p.contact_cost
+    """What contacting each customer earned: churned x save_rate x value - contact_cost."""
+    return contact_gain(np.asarray(churned, dtype=float), value, p)
+
+
+def per_customer_gains(
+    frame: pd.DataFrame, models: dict[str, str], p: ValueParams
+) -> tuple[pd.DataFrame, float]:
+    """Per customer with a fee: value, realised profit and each ranking's expected contact gain.
+
+    Returns (a frame of customer_id, value, realised and one gain column per model, named after
+    it; the discounted lifetime in months of the value). The first model is ours: the lifetime
+    comes from its probabilities over all rows, as the priority list takes it over all scored
+    customers, so our column equals the list's expected_gain for the same rows.
+    """
+    ours = next(iter(models))
+    # over every row, as add_value_columns takes it over every scored customer
+    lifetime = lifetime_months(frame[models[ours]].to_numpy(dtype=float), p)
+    fee = frame["monthly_fee"].to_numpy(dtype=float)
+    rows = frame.loc[np.isfinite(fee)]
+    fee = fee[np.isfinite(fee)]
+    value = customer_value(fee, lifetime, p)
+    out = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].astype(str).to_numpy(),
+            "value": value,
+            "realised": realised_profit_per_customer(
+                rows["churned"].to_numpy(dtype=bool), value, p
+            ),
+        }
+    )
+    for name, col in models.items():
+        out[name] = contact_gain(rows[col].to_numpy(dtype=float), value, p)
+    return out, lifetime
 
 
 def profit_curve(
@@ -75,17 +108,13 @@ def profit_report(
     (`models`: name -> column). The first model is ours: the report says whether its best
     contact list beats every other ranking at the same k.
     """
-    fee = frame["monthly_fee"].to_numpy(dtype=float)
-    known = np.isfinite(fee)
-    frame, fee = frame.loc[known], fee[known]
-    churned = frame["churned"].to_numpy(dtype=bool)
+    known = np.isfinite(frame["monthly_fee"].to_numpy(dtype=float))
+    churned = frame.loc[known, "churned"].to_numpy(dtype=bool)
     base_rate = float(churned.mean()) if len(churned) else float("nan")
-    ids = frame["customer_id"].astype(str).to_numpy()
-    realised = realised_profit_per_customer(churned, fee, base_rate, p)
-    curves = {
-        name: profit_curve(expected_gain(frame[col].to_numpy(dtype=float), fee, p), realised, ids)
-        for name, col in models.items()
-    }
+    gains, lifetime = per_customer_gains(frame, models, p)
+    realised = gains["realised"].to_numpy()
+    ids = gains["customer_id"].to_numpy()
+    curves = {name: profit_curve(gains[name].to_numpy(), realised, ids) for name in models}
     curves["random"] = profit_curve(None, realised, ids)
     summary: dict[str, dict[str, Any]] = {}
     for name, curve in curves.items():
@@ -103,13 +132,15 @@ def profit_report(
         for name, c in curves.items()
     }
     report: dict[str, Any] = {
-        "customers": int(len(frame)),
+        "customers": int(known.sum()),
         "customers_without_fee": int((~known).sum()),
         "churners": int(churned.sum()),
         "base_rate": base_rate,
         "save_rate": p.save_rate,
         "contact_cost": p.contact_cost,
-        "value_basis": "CLV of the monthly fee at the observed test churn rate (all rankings)",
+        "value_lifetime_months": lifetime,
+        "value_basis": "fee x margin_rate x the discounted lifetime of the test book under our "
+        "model (models/value.py), the same for all rankings and the priority list",
         "models": summary,
         "ours": ours,
         "at_our_best_percent": {"percent_contacted": k, "profit": at_k},

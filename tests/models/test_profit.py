@@ -8,28 +8,31 @@ import pytest
 
 from models.evaluation.profit import (
     contacts_at,
+    per_customer_gains,
     profit_curve,
     profit_report,
     realised_profit_per_customer,
 )
 from models.settings import ValueParams
+from models.value import add_value_columns, priority_list
 
-# CLV = fee x (1 - p) (one month, margin 100%, no discount); a saved churner is worth half of it
+# value = fee x L, L = mean(1 - p) of our model (one month, margin 100%, no discount);
+# a saved churner is worth half of it
 P = ValueParams(
     margin_rate=1.0, discount_rate=0.0, horizon_months=1, save_rate=0.5, contact_cost=1.0
 )
 
 
 def hand_frame() -> pd.DataFrame:
-    # base rate 0.5 -> realised value = fee x 0.5 = 5, 5, 2, 50;
+    # our model's mean probability 0.5 -> L = 0.5 -> value = fee x 0.5 = 5, 5, 2, 50;
     # realised profit = churned x 0.5 x value - 1 = 1.5, -1, 0, -1
     return pd.DataFrame(
         {
             "customer_id": ["w", "x", "y", "z"],
             "churned": [True, False, True, False],
             "monthly_fee": [10.0, 10.0, 4.0, 100.0],
-            # own gains p x 0.5 x fee x (1 - p) - 1: w -0.55, x -0.55, y -0.68, z 3.5
-            "p_model": [0.9, 0.1, 0.8, 0.1],
+            # gains p x 0.5 x value - 1: w 1.25, x -0.75, y -0.2, z 4
+            "p_model": [0.9, 0.1, 0.8, 0.2],
             # by probability alone: w, y first
             "p_rule": [0.9, 0.1, 0.9, 0.0],
         }
@@ -43,27 +46,79 @@ def test_contacts_at():
 
 def test_realised_profit_per_customer_by_hand():
     f = hand_frame()
-    got = realised_profit_per_customer(f.churned.to_numpy(), f.monthly_fee.to_numpy(), 0.5, P)
+    got = realised_profit_per_customer(f.churned.to_numpy(), f.monthly_fee.to_numpy() * 0.5, P)
     np.testing.assert_allclose(got, [1.5, -1.0, 0.0, -1.0])
+    gains, lifetime = per_customer_gains(f, {"model": "p_model", "rule": "p_rule"}, P)
+    assert lifetime == pytest.approx(0.5)
+    np.testing.assert_allclose(gains["value"], [5.0, 5.0, 2.0, 50.0])
+    np.testing.assert_allclose(gains["realised"], got)
+    np.testing.assert_allclose(gains["model"], [1.25, -0.75, -0.2, 4.0])
 
 
 def test_profit_curve_by_hand():
     report, curves = profit_report(hand_frame(), {"model": "p_model", "rule": "p_rule"}, P)
     model = curves["model"].set_index("percent_contacted")["profit"]
-    # order z, then w before x (equal gain, by customer_id), then y: -1, +1.5, -1, 0
-    assert [model[k] for k in (25, 50, 75, 100)] == pytest.approx([-1.0, 0.5, -0.5, -0.5])
+    # order z, w, y, x: -1, +1.5, 0, -1
+    assert [model[k] for k in (25, 50, 75, 100)] == pytest.approx([-1.0, 0.5, 0.5, -0.5])
     rule = curves["rule"].set_index("percent_contacted")["profit"]
-    # rule gains: w 0.9*0.5*10*0.1-1 = -0.55, y 0.9*0.5*4*0.1-1 = -0.82, x -0.55, z -1
-    # order w, x (tie, by id), y, z: 1.5, -1, 0, -1
-    assert [rule[k] for k in (25, 50, 75, 100)] == pytest.approx([1.5, 0.5, 0.5, -0.5])
+    # rule gains: w 0.9 x 0.5 x 5 - 1 = 1.25, y 0.9 x 0.5 x 2 - 1 = -0.1, x -0.75, z -1
+    # order w, y, x, z: 1.5, 0, -1, -1
+    assert [rule[k] for k in (25, 50, 75, 100)] == pytest.approx([1.5, 1.5, 0.5, -0.5])
     rand = curves["random"].set_index("percent_contacted")["profit"]
     assert [rand[k] for k in (25, 50, 100)] == pytest.approx([-0.125, -0.25, -0.5])
     assert report["models"]["model"]["best_profit"] == pytest.approx(0.5)
     assert report["models"]["model"]["best_percent"] == 26  # the first k with 2 contacts
     assert report["models"]["rule"]["best_percent"] == 1
-    assert report["at_our_best_percent"]["profit"]["rule"] == pytest.approx(0.5)
-    assert report["ours_beats_all_at_our_best_percent"] is False  # rule ties at k = 26
+    assert report["at_our_best_percent"]["profit"]["rule"] == pytest.approx(1.5)
+    assert report["ours_beats_all_at_our_best_percent"] is False  # rule is better at k = 26
     assert report["base_rate"] == 0.5 and report["churners"] == 2
+    assert report["value_lifetime_months"] == pytest.approx(0.5)
+
+
+def test_the_profit_curve_ranks_by_the_priority_lists_expected_gain():
+    """One implementation: our curve's per-customer gain is the list's expected_gain, and the
+    curve contacts the customers in the list's priority order."""
+    rng = np.random.default_rng(11)
+    n = 500
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:03d}" for i in range(n)],
+            "churned": rng.random(n) < 0.1,
+            "monthly_fee": rng.choice([9.99, 19.99, 39.99, 199.0, np.nan], n),
+            "p_model": rng.beta(1.2, 15, n),
+            "p_rule": rng.random(n),
+        }
+    )
+    p = ValueParams()
+    models = {"model": "p_model", "rule": "p_rule"}
+    gains, _ = per_customer_gains(frame, models, p)
+    scored = add_value_columns(
+        frame[["customer_id", "p_model", "monthly_fee"]].rename(
+            columns={"p_model": "churn_probability"}
+        ),
+        p,
+    )
+    valued = scored.dropna(subset=["monthly_fee"]).reset_index(drop=True)
+    np.testing.assert_allclose(gains["model"], valued["expected_gain"], rtol=1e-12)
+    np.testing.assert_allclose(gains["value"], valued["clv"], rtol=1e-12)
+    # the value is the same for every ranking: only the probability differs between the gains
+    np.testing.assert_allclose(
+        gains["rule"],
+        frame.dropna(subset=["monthly_fee"])["p_rule"].to_numpy() * p.save_rate * valued["clv"]
+        - p.contact_cost,
+        rtol=1e-12,
+    )
+    # contacting the top n of the curve = contacting the first n of the priority ranks
+    _, curves = profit_report(frame, models, p)
+    by_rank = valued.sort_values("priority_rank")["customer_id"]
+    realised = gains.set_index("customer_id")["realised"]
+    cumulative = realised.loc[by_rank].cumsum().to_numpy()
+    curve = curves["model"]
+    np.testing.assert_allclose(curve["profit"], cumulative[curve["contacted"] - 1])
+    # and the priority list is a prefix of that order (the customers with a positive gain)
+    on_list = priority_list(scored, p)
+    assert on_list["customer_id"].tolist() == by_rank.iloc[: len(on_list)].tolist()
+    assert 0 < len(on_list) < len(by_rank)
 
 
 def test_profit_curve_does_not_depend_on_row_order():

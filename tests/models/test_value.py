@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.base.params import ParamsError
 from models.settings import ValueParams
@@ -13,6 +15,9 @@ from models.value import (
     add_value_columns,
     assign_tiers,
     clv,
+    contact_gain,
+    customer_value,
+    lifetime_months,
     priority_list,
     tier_edges,
 )
@@ -51,20 +56,95 @@ def scores(n: int = 200, seed: int = 0) -> pd.DataFrame:
     )
 
 
+def test_lifetime_months_by_hand():
+    p = ValueParams(discount_rate=0.0, horizon_months=2)
+    # the book's survival S(t) = mean_i (1 - p_i)^t:
+    # S(1) = (0.9 + 0.7) / 2, S(2) = (0.81 + 0.49) / 2
+    assert lifetime_months([0.1, 0.3, np.nan], p) == pytest.approx(0.8 + 0.65)
+    # longer than a constant churn at the mean probability (0.2: 0.8 + 0.64)
+    assert lifetime_months([0.1, 0.3], p) > 0.8 + 0.64
+    # a fixed base churn rate: S(t) = (1 - b)^t, whatever the probabilities
+    fixed = ValueParams(discount_rate=0.0, horizon_months=2, base_churn_rate=0.2)
+    assert lifetime_months([0.1, 0.3], fixed) == pytest.approx(0.8 + 0.64)
+    assert lifetime_months([0.9], fixed) == pytest.approx(0.8 + 0.64)
+    # discounted, infinite horizon: x / (1 - x), x = 0.9 / 1.01
+    inf = ValueParams(horizon_months=None, base_churn_rate=0.1)
+    assert lifetime_months([0.5], inf) == pytest.approx(0.9 / 0.11)
+    assert np.isnan(lifetime_months([], p))
+
+
 def test_value_columns_follow_the_formulas():
     p = ValueParams(save_rate=0.3, contact_cost=4.0)
     s = scores()
     out = add_value_columns(s, p)
     assert list(s.columns) == ["customer_id", "churn_probability", "monthly_fee"]  # no mutation
-    value = clv(s.monthly_fee, s.churn_probability, p.margin_rate, p.discount_rate, 36)
+    x = (1 - s.churn_probability.to_numpy()[:, None]) / 1.01
+    lifetime = (x ** np.arange(1, 37)).sum(axis=1).mean()  # sum_t S(t) / (1 + d)^t
+    value = s.monthly_fee * p.margin_rate * lifetime
     np.testing.assert_allclose(out["clv"], value)
     np.testing.assert_allclose(out["value_at_risk"], s.churn_probability * value)
     np.testing.assert_allclose(out["expected_gain"], s.churn_probability * 0.3 * value - 4.0)
+    np.testing.assert_allclose(
+        out["expected_gain"],
+        contact_gain(s.churn_probability, customer_value(s.monthly_fee, lifetime, p), p),
+    )
+
+
+def test_value_does_not_depend_on_the_customers_own_probability():
+    s = scores()
+    out = add_value_columns(s, ValueParams())
+    # equal fees, equal CLV, whatever the churn probability
+    assert out.groupby("monthly_fee")["clv"].nunique().eq(1).all()
+    assert out.groupby("monthly_fee")["churn_probability"].nunique().gt(1).all()
+    # with a fixed base churn rate not even the population mean moves: changing one customer's
+    # probability leaves every CLV as it was, and only that customer's gain changes
+    fixed = ValueParams(base_churn_rate=0.05)
+    riskier = s.assign(churn_probability=s.churn_probability.where(s.index != 3, 0.95))
+    a, b = add_value_columns(s, fixed), add_value_columns(riskier, fixed)
+    pd.testing.assert_series_equal(a["clv"], b["clv"])
+    changed = a["expected_gain"].ne(b["expected_gain"])
+    assert changed.tolist() == [i == 3 for i in range(len(s))]
+    assert b.loc[3, "expected_gain"] > a.loc[3, "expected_gain"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    fee=st.floats(1.0, 500.0),
+    permille=st.lists(st.integers(0, 1000), min_size=2, max_size=30, unique=True),
+)
+def test_gain_and_value_at_risk_rise_with_the_probability_at_a_fixed_fee(fee, permille):
+    probabilities = [k / 1000 for k in permille]
+    s = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:02d}" for i in range(len(probabilities))],
+            "churn_probability": probabilities,
+            "monthly_fee": fee,
+        }
+    )
+    out = add_value_columns(s, ValueParams()).sort_values("churn_probability")
+    assert (out["expected_gain"].diff().dropna() > 0).all()
+    assert (out["value_at_risk"].diff().dropna() > 0).all()
+    assert out["priority_rank"].is_monotonic_decreasing  # the riskiest is contacted first
+
+
+def test_value_tiers_are_bands_of_the_new_clv():
+    s = scores(1000, seed=2)
+    out = add_value_columns(s, ValueParams())
+    # CLV is the fee times one lifetime: the tier follows the fee, never the probability
+    by_fee = out.sort_values(["monthly_fee", "churn_probability"])
+    codes = by_fee["value_tier"].cat.codes
+    assert codes.is_monotonic_increasing
+    assert out.groupby("monthly_fee")["value_tier"].nunique().eq(1).all()
+    edges = tier_edges(out["clv"], ValueParams())
+    expected = assign_tiers(out["clv"], edges, ValueParams().tier_names)
+    assert list(out["value_tier"]) == list(expected)
 
 
 def test_priority_rank_orders_by_gain_and_puts_losses_last():
-    p = ValueParams(margin_rate=1.0, discount_rate=0.0, horizon_months=1, save_rate=1.0)
-    # clv = fee x (1 - p); gain = p x (1 - p) x fee - 10
+    p = ValueParams(
+        margin_rate=1.0, discount_rate=0.0, horizon_months=1, save_rate=1.0, base_churn_rate=0.5
+    )
+    # clv = fee x (1 - 0.5); gain = p x 0.5 x fee - 10
     s = pd.DataFrame(
         {
             "customer_id": ["lose", "big", "tie_b", "tie_a", "no_fee"],
@@ -87,17 +167,22 @@ def test_priority_rank_orders_by_gain_and_puts_losses_last():
 
 def test_tiers_are_chunk_independent():
     p = ValueParams()
-    s = scores(1000, seed=1)
+    # CLV is a band of the fee: distinct fees, so the tier shares are the quantiles' shares
+    s = scores(1000, seed=1).assign(
+        monthly_fee=np.random.default_rng(1).uniform(5.0, 300.0, 1000).round(2)
+    )
     whole = add_value_columns(s, p)
-    # scoring in chunks: edges from the whole scored population, applied to each chunk
+    # scoring in chunks: lifetime and edges from the whole scored population, applied to each chunk
     edges = tier_edges(whole["clv"], p)
+    lifetime = lifetime_months(s["churn_probability"], p)
     chunks = [
-        add_value_columns(part, p, edges=edges)
+        add_value_columns(part, p, edges=edges, lifetime=lifetime)
         for part in (s.iloc[i : i + 150] for i in range(0, len(s), 150))
     ]
     pd.testing.assert_series_equal(
         pd.concat(chunks)["value_tier"].astype(str), whole["value_tier"].astype(str)
     )
+    pd.testing.assert_series_equal(pd.concat(chunks)["clv"], whole["clv"])
     shares = whole["value_tier"].value_counts(normalize=True)
     assert shares["bronze"] == pytest.approx(0.5, abs=0.01)
     assert shares["platinum"] == pytest.approx(0.05, abs=0.01)
@@ -159,3 +244,5 @@ def test_value_params_are_checked():
         ValueParams(save_rate=1.5)
     with pytest.raises(ParamsError, match="discount_rate"):
         ValueParams(horizon_months=None, discount_rate=0.0)
+    with pytest.raises(ParamsError, match="base_churn_rate"):
+        ValueParams(base_churn_rate=1.0)
