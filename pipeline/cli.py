@@ -185,7 +185,7 @@ def preset(
 
 
 table_app = typer.Typer(
-    help="Snapshot tables: one row per customer and a churn column (CSV or Parquet).",
+    help="Snapshot tables: one row per customer and a churn column (CSV, Parquet or Excel).",
     no_args_is_help=True,
 )
 app.add_typer(table_app, name="table")
@@ -193,7 +193,12 @@ app.add_typer(table_app, name="table")
 
 @table_app.command("fit")
 def table_fit(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file, one row per customer")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="one row per customer: .csv/.tsv (also .gz, or .zip with one CSV), .parquet, .xlsx"
+        ),
+    ],
     target: Annotated[str, typer.Option("--target", help="the churn column")],
     positive: Annotated[
         str, typer.Option("--positive", help="its churned value (text, any case): Yes, 1, true")
@@ -216,14 +221,34 @@ def table_fit(
     out: Annotated[
         Path | None, typer.Option("--out", help="output directory (default reports/table/<file>)")
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="text encoding, e.g. cp1252 (default: UTF-8, else Windows-1252, else Latin-1)",
+        ),
+    ] = None,
+    decimal: Annotated[
+        str | None,
+        typer.Option(
+            "--decimal",
+            help="decimal mark ',' or '.' (default: ',' for ';'-delimited files that use it)",
+        ),
+    ] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option("--sheet", help="Excel sheet name or position, 1 = first (the default)"),
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Evaluate, fit, explain and score a snapshot table; tracked in MLflow."""
     import contextlib
 
+    from models.snapshot.reading import ReadOptions
     from pipeline import table as stage
     from pipeline.config import Params
 
+    reading = ReadOptions(encoding=encoding, decimal=decimal, sheet=sheet)  # type: ignore[arg-type]
     columns = tuple(c.strip() for item in drop or [] for c in item.split(",") if c.strip())
 
     def fit() -> dict[str, Any]:
@@ -240,6 +265,7 @@ def table_fit(
                 cv,
                 allow_leaky,
                 out,
+                reading,
             )
 
     def json_error(exc: ChurnError) -> None:

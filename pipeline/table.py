@@ -1,10 +1,11 @@
 """`churn table fit` and stage `table@<name>`: one row per customer with a churn column.
 
-Reads a CSV or Parquet file; infers column types, evaluates with K-fold stratified CV (or one
-stratified holdout, every learned step fitted inside each training fold), fits the final model on
-every labelled row and scores every row (models/snapshot/); writes the SHAP driver report; tracks
-it all in one MLflow run with the model registered. Outputs go to one directory, swapped into
-place at once:
+Reads a CSV/TSV (plain, .gz, or a .zip with one CSV inside), Parquet or Excel file, detecting the
+text encoding, delimiter and decimal comma (models/snapshot/reading.py); infers column types,
+evaluates with K-fold stratified CV (or one stratified holdout, every learned step fitted inside
+each training fold), fits the final model on every labelled row and scores every row
+(models/snapshot/); writes the SHAP driver report; tracks it all in one MLflow run with the model
+registered. Outputs go to one directory, swapped into place at once:
 
     summary.json   metrics (mean and per fold, baselines), dropped columns, leakage suspects
     scores.parquet id, churn_probability, cv_probability, label, reason_k (+ value, contribution)
@@ -26,8 +27,9 @@ import mlflow
 from features.base.io import atomic_directory, write_json
 from features.base.params import ParamsError
 from models import tracking
-from models.snapshot.job import TableFit, driver_analysis, fit_table, read_table
+from models.snapshot.job import TableFit, driver_analysis, fit_table
 from models.snapshot.model import SnapshotModel, save_pyfunc
+from models.snapshot.reading import ReadOptions, read_table
 from models.training.split import LABEL
 from pipeline.config import Params
 from pipeline.reporting import html as report
@@ -51,6 +53,7 @@ class TableJob:
     allow_leaky: bool = False
     out_dir: str = "reports/table"
     name: str = "table"
+    reading: ReadOptions = ReadOptions()  # encoding, decimal mark, Excel sheet (None: detect)
 
 
 def driver_report(
@@ -157,7 +160,7 @@ def fit(job: TableJob, params: Params) -> dict[str, Any]:
     started = time.perf_counter()
     d = params.data
     guard = replace(params.leakage, allow_leaky=job.allow_leaky or params.leakage.allow_leaky)
-    frame = read_table(Path(job.path))
+    frame = read_table(Path(job.path), job.reading)
     fitted = fit_table(
         frame, job.target, job.positive, job.id_column, job.drop, job.cv, d, params.train, guard,
         str(job.path),
@@ -230,6 +233,7 @@ def fit_file(
     cv: int | None = None,
     allow_leaky: bool = False,
     out_dir: Path | str | None = None,
+    reading: ReadOptions | None = None,
 ) -> dict[str, Any]:
     """`churn table fit FILE`: fit one table given on the command line; return the summary."""
     name = Path(data).stem
@@ -243,6 +247,7 @@ def fit_file(
         allow_leaky=allow_leaky,
         out_dir=str(out_dir or Path(params.paths.tables) / name),
         name=name,
+        reading=reading or ReadOptions(),
     )
     return fit(job, params)
 

@@ -5,7 +5,6 @@ suspects, schema)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +14,8 @@ from models.explain import drivers as ex
 from models.settings import DataParams, ExplainParams, LeakageParams, TrainParams
 from models.snapshot.cv import evaluate_folds
 from models.snapshot.model import SnapshotModel, fit_snapshot_model
+from models.snapshot.reading import read_table  # noqa: F401  (re-exported: callers import it here)
 from models.snapshot.schema import (
-    SnapshotDataError,
     SnapshotSchema,
     encode_target,
     infer_schema,
@@ -39,30 +38,6 @@ class TableFit:
     suspects: list[dict[str, Any]]
     scores: pd.DataFrame  # every row, labelled or not
     summary: dict[str, Any]
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """CSV or Parquet by suffix; a clear error when missing, unreadable or empty."""
-    if not path.exists():
-        raise SnapshotDataError(f"{path}: file not found; pass a CSV or Parquet file.")
-    suffix = "".join(path.suffixes[-2:]).lower()
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-            sep = "\t" if ".tsv" in suffix else None
-            frame = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
-        else:
-            raise SnapshotDataError(
-                f"{path}: unsupported file type {path.suffix!r}; use .csv, .tsv or .parquet"
-            )
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, SnapshotDataError):
-            raise
-        raise SnapshotDataError(f"{path}: cannot be read as a table ({exc})") from exc
-    if frame.empty:
-        raise SnapshotDataError(f"{path}: the table has no rows")
-    return frame
 
 
 def fit_table(
