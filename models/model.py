@@ -49,6 +49,9 @@ class FeatureSpec:
     categorical: dict[str, list[str]] = field(default_factory=dict)
     rare_levels: dict[str, list[str]] = field(default_factory=dict)
     dropped: dict[str, str] = field(default_factory=dict)
+    # the latest training cutoff (ISO): the training features read only data before it. None for
+    # models saved before it was recorded, or trained on rows without a cutoff.
+    train_end: str | None = None
 
     @property
     def features(self) -> list[str]:
@@ -62,6 +65,7 @@ class FeatureSpec:
             "categorical": [{"name": k, "levels": v} for k, v in self.categorical.items()],
             "rare_levels": self.rare_levels,
             "dropped": self.dropped,
+            "train_end": self.train_end,
         }
 
     @classmethod
@@ -71,6 +75,7 @@ class FeatureSpec:
             categorical={c["name"]: list(c["levels"]) for c in data["categorical"]},
             rare_levels={k: list(v) for k, v in data.get("rare_levels", {}).items()},
             dropped=dict(data.get("dropped", {})),
+            train_end=data.get("train_end"),
         )
 
 
@@ -90,6 +95,8 @@ def fit_feature_spec(
 ) -> FeatureSpec:
     """Decide the model's columns from TRAIN rows: drop constant/unusable ones (with a warning)."""
     spec = FeatureSpec()
+    if "cutoff" in train.columns and train["cutoff"].notna().any():
+        spec.train_end = pd.Timestamp(train["cutoff"].max()).isoformat()
     candidates = [c for c in train.columns if c not in NON_FEATURE_COLUMNS and c not in exclude]
     if not candidates:
         raise TrainingDataError(

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ibis
 import numpy as np
 import pandas as pd
 from scipy.special import expit
@@ -25,7 +26,7 @@ from scipy.special import expit
 from features.base.errors import BadInputError
 from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
 from models.explain.treeshap import contributions
-from models.model import ChurnModel, LoadedModel
+from models.model import OTHER, ChurnModel, FeatureSpec, LoadedModel
 from models.settings import ValueParams
 from models.value import VALUE_COLUMNS, add_value_columns
 
@@ -177,6 +178,109 @@ def check_signature(columns: Sequence[str], model: ChurnModel, source: str) -> N
             f"{source}: the scoring table lacks {len(missing)} feature column(s) the model was "
             f"trained on, e.g. {missing[:5]}. Score with the same featurize code and params as "
             "training (re-run `dvc repro`), or pass the model trained on these features (--model)."
+        )
+
+
+UNSEEN_EXAMPLES = 5  # example values per column in score.json and the messages
+
+
+class UnseenValuesError(BadInputError, ValueError):
+    """Too large a share of the scoring data carries values the model never saw in training."""
+
+
+def seen_levels(spec: FeatureSpec, column: str) -> set[str]:
+    """The levels of a categorical model column in the training rows (kept and folded rare)."""
+    return (set(spec.categorical[column]) - {OTHER}) | set(spec.rare_levels.get(column, ()))
+
+
+def unseen_level_counts(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, pd.Series]:
+    """Per categorical model column in `frame`: rows per level never seen in training.
+
+    The model reads such a level as missing (`to_model_frame`); missing values are not counted.
+    """
+    out: dict[str, pd.Series] = {}
+    for col in (c for c in spec.categorical if c in frame.columns):
+        values = frame[col].dropna().astype(str)
+        out[col] = values[~values.isin(seen_levels(spec, col))].value_counts()
+    return out
+
+
+def add_counts(total: dict[str, pd.Series], more: Mapping[str, pd.Series]) -> dict[str, pd.Series]:
+    """Per-column value counts summed over chunks (a new mapping)."""
+    out = dict(total)
+    for col, counts in more.items():
+        out[col] = counts if col not in out else out[col].add(counts, fill_value=0)
+    return out
+
+
+def unseen_window_counts(
+    table: ibis.Table,
+    column: str,
+    ts: str,
+    train_end: pd.Timestamp,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> tuple[pd.Series, int] | None:
+    """Rows in [start, end) per `column` value that never occurs before `train_end` (the data the
+    model was trained on), and all rows in the window; None when nothing precedes `train_end`
+    (the history is not in the table, so "never seen" cannot be told)."""
+    seen_rows = table.filter(table[ts] < train_end.to_pydatetime())
+    seen = set(seen_rows.select(v=table[column].cast("string")).distinct().execute()["v"].dropna())
+    if not seen:
+        return None
+    window = table.filter(
+        (table[ts] >= start.to_pydatetime()) & (table[ts] < end.to_pydatetime())
+    ).select(v=table[column].cast("string"))
+    counts = window.group_by("v").aggregate(n=window.count()).execute()
+    counts = counts.dropna(subset=["v"]).set_index("v")["n"].astype("int64")
+    return counts[~counts.index.isin(seen)].sort_values(ascending=False), int(counts.sum())
+
+
+def unseen_summary(
+    counts: Mapping[str, pd.Series], totals: Mapping[str, int]
+) -> dict[str, dict[str, Any]]:
+    """{column: {count, share, examples}} for the columns with values never seen in training:
+    `share` of `totals[column]` rows, the most frequent values first as examples."""
+    out: dict[str, dict[str, Any]] = {}
+    for col, per_value in counts.items():
+        n = int(per_value.sum())
+        if n == 0:
+            continue
+        per_value = per_value.sort_values(ascending=False, kind="stable")
+        out[col] = {
+            "count": n,
+            "rows": int(totals[col]),
+            "share": n / totals[col] if totals[col] else 0.0,
+            "examples": [str(v) for v in per_value.index[:UNSEEN_EXAMPLES]],
+        }
+    return out
+
+
+def check_unseen(unseen: Mapping[str, Mapping[str, Any]], max_share: float, source: str) -> None:
+    """Warn about every column with values never seen in training; raise UnseenValuesError naming
+    the columns whose share is above `max_share`."""
+    for col, u in unseen.items():
+        log.warning(
+            "%s: %s: %d of %d (%.1f%%) never seen in training, e.g. %s",
+            source,
+            col,
+            u["count"],
+            u["rows"],
+            100 * u["share"],
+            u["examples"],
+        )
+    over = {col: u for col, u in unseen.items() if u["share"] > max_share}
+    if over:
+        found = "; ".join(
+            f"{col}: {u['share']:.1%} ({u['count']} of {u['rows']}), e.g. {u['examples']}"
+            for col, u in over.items()
+        )
+        raise UnseenValuesError(
+            f"{source}: values never seen in training above score.max_unseen_share "
+            f"= {max_share:g}: {found}. The model reads a new level as missing and no feature "
+            "counts a new event type or touchpoint. Retrain on data that includes them "
+            "(`churn train` / `dvc repro`), fix the upstream data, or raise "
+            "score.max_unseen_share; the previous scores are intact."
         )
 
 

@@ -166,6 +166,16 @@ class ScoreParams(Section):
         default_factory=lambda: {"critical": 0.3, "high": 0.15, "medium": 0.08}
     )
     default_tier: str = "low"
+    # values never seen in training (categorical levels, event types, touchpoints): counted in
+    # score.json; a column whose share is above this fails the job (exit 2)
+    max_unseen_share: float = 0.2
+
+    def validate(self) -> None:
+        if not 0 <= self.max_unseen_share <= 1:
+            raise ParamsError(
+                "score.max_unseen_share: expected a share in [0, 1] (1 = never fail), found "
+                f"{self.max_unseen_share}"
+            )
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,21 @@
    reads it). A scoring row is a training row without its label.
 2. The model: `score.model` (default `models:/churn-model@champion`), or `--model` (a registry
    URI or an MLflow model directory such as `artifacts/model`).
-3. Chunks of `score.chunk_rows` customers: probability, exact TreeSHAP reasons, churn type.
+3. Values never seen in training: per categorical model column, the customers with a level the
+   training rows did not have (the model reads it as missing); event types and survey touchpoints
+   in the longest feature window before the as-of date that the data before the model's last
+   training cutoff does not have (models that predate that record skip this check). Count, share
+   and examples go to score.json ("unseen") and the log; a share above `score.max_unseen_share`
+   exits 2 before anything is scored.
+4. Chunks of `score.chunk_rows` customers: probability, exact TreeSHAP reasons, churn type.
    Memory is bounded by the chunk, not by the number of customers.
-4. Whole-population columns (risk decile, value, priority) once every probability is known,
+5. Whole-population columns (risk decile, value, priority) once every probability is known,
    then the scores file is written in one atomic rename: a killed job leaves the previous file.
 
 Default as-of: the day after the latest timestamp in the data, so every record counts.
 Exit codes (pipeline/cli.py): 0 ok, 2 bad input (missing or damaged model, missing tables, feature
-columns that do not match), 1 when DuckDB runs out of its memory limit (the message names the
-setting).
+columns that do not match, too many values never seen in training), 1 when DuckDB runs out of its
+memory limit (the message names the setting).
 """
 
 from __future__ import annotations
@@ -44,10 +50,19 @@ from features.base.io import atomic_path, write_json
 from features.base.time import as_of_date, day_after
 from features.build import scoring_spine, write_feature_table
 from features.catalog import FeatureInfo
-from features.tables import connect, load_tables, max_timestamp
+from features.tables import Tables, connect, load_tables, max_timestamp
 from models import tracking
-from models.model import LoadedModel, load_model_uri
-from models.scoring import check_signature, population_columns, score_frame
+from models.model import FeatureSpec, LoadedModel, load_model_uri
+from models.scoring import (
+    add_counts,
+    check_signature,
+    check_unseen,
+    population_columns,
+    score_frame,
+    unseen_level_counts,
+    unseen_summary,
+    unseen_window_counts,
+)
 from models.settings import ValueParams
 from models.value import VALUE_COLUMNS, priority_list
 from pipeline.config import Params
@@ -55,11 +70,49 @@ from pipeline.config import Params
 log = logging.getLogger(__name__)
 
 
+Counts = tuple[dict[str, pd.Series], dict[str, int]]  # per column: rows per value, rows in all
+
+
+def unseen_in_tables(tables: Tables, spec: FeatureSpec, as_of: pd.Timestamp, days: int) -> Counts:
+    """Event types and survey touchpoints in the `days` before `as_of` that never occur before
+    the model's last training cutoff (skipped for models that did not record it)."""
+    counts: dict[str, pd.Series] = {}
+    totals: dict[str, int] = {}
+    if spec.train_end is None:
+        log.info("the model does not record its training cutoff: new event types not checked")
+        return counts, totals
+    train_end, start = pd.Timestamp(spec.train_end), as_of - pd.Timedelta(days=days)
+    for name, table, column in (
+        ("events.event_type", tables.events, "event_type"),
+        ("responses.touchpoint", tables.responses, "touchpoint"),
+    ):
+        found = None
+        if table is not None:
+            found = unseen_window_counts(table, column, "ts", train_end, start, as_of)
+        if found is None:
+            log.info("%s: no data before the training cutoff %s: not checked", name, train_end)
+            continue
+        counts[name], totals[name] = found
+    return counts, totals
+
+
+def unseen_levels_in_file(features_path: Path, spec: FeatureSpec, chunk_rows: int) -> Counts:
+    """Rows per categorical level never seen in training, over the scoring table in chunks."""
+    pf = pq.ParquetFile(features_path)
+    columns = [c for c in spec.categorical if c in pf.schema_arrow.names]
+    counts: dict[str, pd.Series] = {}
+    if columns:  # a missing column is reported by `check_signature`
+        for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
+            counts = add_counts(counts, unseen_level_counts(batch.to_pandas(), spec))
+    return counts, dict.fromkeys(counts, pf.metadata.num_rows)
+
+
 def build_scoring_table(
-    params: Params, as_of: pd.Timestamp | None, work: Path
-) -> tuple[pd.Timestamp, dict[str, FeatureInfo]]:
+    params: Params, as_of: pd.Timestamp | None, work: Path, spec: FeatureSpec
+) -> tuple[pd.Timestamp, dict[str, FeatureInfo], Counts]:
     """Write the scoring feature table at `as_of` (default: the day after the latest data);
-    return the as-of date and the catalog by feature name."""
+    return the as-of date, the catalog by feature name and the event types / touchpoints of the
+    scoring window never seen in training."""
     cfg, label = params.featurize, params.label
     con = connect(params.score.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
     try:
@@ -76,6 +129,7 @@ def build_scoring_table(
             work / "features",
             rows_per_chunk=params.score.chunk_rows,
         )
+        unseen = unseen_in_tables(tables, spec, as_of, max(cfg.windows))
     except duckdb.OutOfMemoryException as exc:
         raise ResourceLimitError(
             f"DuckDB ran out of memory building the scoring table ({str(exc).splitlines()[0]}). "
@@ -84,7 +138,7 @@ def build_scoring_table(
         ) from exc
     finally:
         con.disconnect()
-    return as_of, {f.name: f for f in catalog}
+    return as_of, {f.name: f for f in catalog}, unseen
 
 
 def score_chunks(
@@ -213,9 +267,15 @@ def run(
     remove_stale_work_dirs(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".score-{os.getpid()}-", dir=out.parent))
     try:
-        as_of, catalog = build_scoring_table(params, as_of, work)
+        as_of, catalog, (counts, totals) = build_scoring_table(
+            params, as_of, work, loaded.model.spec
+        )
+        features_path = Path(paths.score_features)
+        level_counts, rows = unseen_levels_in_file(features_path, loaded.model.spec, sp.chunk_rows)
+        unseen = unseen_summary({**level_counts, **counts}, {**rows, **totals})
+        check_unseen(unseen, sp.max_unseen_share, f"scoring data as of {as_of.date()}")
         parts, pop = score_chunks(
-            Path(paths.score_features),
+            features_path,
             loaded,
             catalog,
             sp.reasons,
@@ -240,6 +300,8 @@ def run(
         "run_id": loaded.run_id,
         "mean_churn_probability": float(probability.mean()) if n else None,
         "risk_tiers": extra["risk_tier"].value_counts().sort_index().to_dict() if n else {},
+        # per column: values never seen in training (count, rows, share, examples)
+        "unseen": unseen,
         "seconds": round(time.perf_counter() - started, 1),
         "scores": str(out),
     }

@@ -10,10 +10,13 @@ import pyarrow as pa
 import pytest
 
 from features.catalog import FeatureInfo
-from models.model import LoadedModel
+from models.model import OTHER, FeatureSpec, LoadedModel
 from models.scores_contract import SCORE_COLUMNS
 from models.scoring import (
     NO_CHURN_TYPE,
+    UnseenValuesError,
+    add_counts,
+    check_unseen,
     churn_types,
     feature_label,
     format_value,
@@ -23,6 +26,8 @@ from models.scoring import (
     risk_tier,
     score_frame,
     top_reasons,
+    unseen_level_counts,
+    unseen_summary,
 )
 from models.settings import TrainParams, ValueParams
 from models.training.split import split_by_cutoff
@@ -138,3 +143,41 @@ def test_the_scores_carry_every_contract_column_with_its_kind(model_table: pd.Da
     # the kinds as a reader of the Parquet file sees them (`churn score` writes it from Arrow)
     kinds = field_types_of_schema(pa.Table.from_pandas(scores, preserve_index=False).schema)
     assert {c: kinds.get(c) for c in SCORE_COLUMNS} == SCORE_COLUMNS
+
+
+def test_unseen_levels_count_new_values_but_not_rare_or_missing_ones() -> None:
+    spec = FeatureSpec(
+        categorical={"plan": ["basic", "pro", OTHER], "country": ["DE", "FR"]},
+        rare_levels={"plan": ["legacy"]},
+    )
+    frame = pd.DataFrame(
+        {
+            "plan": ["basic", "legacy", "gold", None, "gold", "ultra"],
+            "country": ["DE", "FR", "FR", "XX", None, "DE"],
+        }
+    )
+    counts = unseen_level_counts(frame, spec)
+    assert counts["plan"].to_dict() == {"gold": 2, "ultra": 1}
+    assert counts["country"].to_dict() == {"XX": 1}
+    # two chunks add up; the summary lists the most frequent value first
+    both = add_counts(counts, unseen_level_counts(frame.iloc[:3], spec))
+    unseen = unseen_summary(both, {"plan": 9, "country": 9})
+    assert unseen["plan"] == {
+        "count": 4, "rows": 9, "share": pytest.approx(4 / 9), "examples": ["gold", "ultra"],
+    }  # fmt: skip
+    assert unseen["country"]["count"] == 1
+    assert unseen_summary(unseen_level_counts(frame.iloc[:2], spec), {"plan": 2}) == {}
+
+
+def test_check_unseen_fails_above_the_share_naming_column_share_and_example() -> None:
+    unseen = {
+        "plan": {"count": 3, "rows": 10, "share": 0.3, "examples": ["gold"]},
+        "events.event_type": {"count": 1, "rows": 100, "share": 0.01, "examples": ["teleport"]},
+    }
+    check_unseen(unseen, 0.3, "scoring data")  # at the limit: warnings only
+    with pytest.raises(UnseenValuesError) as err:
+        check_unseen(unseen, 0.2, "scoring data")
+    message = str(err.value)
+    assert "plan: 30.0% (3 of 10)" in message and "gold" in message
+    assert "teleport" not in message  # below the limit
+    assert "score.max_unseen_share" in message and "churn train" in message

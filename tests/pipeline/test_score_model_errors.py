@@ -67,8 +67,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def damaged(model_dir: Path, tmp_path: Path) -> Path:
-    """A copy of the model directory, to damage; the project params in tmp_path (the cwd)."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    """A copy of the model directory, to damage; params and settings in tmp_path (cwd)."""
+    for name in ("params.yaml", "settings.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
     return Path(shutil.copytree(model_dir, tmp_path / "model"))
 
 

@@ -34,19 +34,25 @@ SECTIONS = (
 )  # fmt: skip
 
 
+def _sections(path: Path) -> dict:
+    """The SECTIONS of a params or settings file."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if k in SECTIONS}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained project: simulate 900 customers, ingest, label, featurize, train, evaluate."""
     root = tmp_path_factory.mktemp("score-project")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params = {k: v for k, v in params.items() if k in SECTIONS}
+    params, settings = (_sections(ROOT / name) for name in ("params.yaml", "settings.yaml"))
     params["simulate"].update(customers=900, start_date="2024-06-01")
     params["label"]["first_cutoff"] = "2025-03-01"
-    params["featurize"]["lexicon"] = str(ROOT / params["featurize"]["lexicon"])
+    settings["featurize"]["lexicon"] = str(ROOT / settings["featurize"]["lexicon"])
     params["train"].update(min_positives=10, num_boost_round=200)
     params["evaluate"]["bootstrap"] = 10
-    params["score"]["chunk_rows"] = 200  # several chunks even on a small business
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    settings["score"]["chunk_rows"] = 200  # several chunks even on a small business
+    for name, data in (("params.yaml", params), ("settings.yaml", settings)):
+        (root / name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     with inside(root):
         for stage in ("simulate", "ingest", "label", "featurize", "train", "evaluate"):
             assert churn(stage) == 0, stage
@@ -213,3 +219,81 @@ def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> 
     assert churn("score", "--model", "artifacts/model") == 0
     assert not list(Path("data/scores").glob(".score-*"))
     assert not list(Path("data/scores").glob(".scores.parquet.*"))
+
+
+def _score_params(tmp_path: Path, interim: Path, **score: object) -> Path:
+    """The project's params (and settings beside them) with the scoring inputs and outputs in
+    tmp_path."""
+    params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    settings = yaml.safe_load(Path("settings.yaml").read_text(encoding="utf-8"))
+    settings["paths"] = {
+        "interim": str(interim),
+        **{
+            key: str(tmp_path / "out" / name)
+            for key, name in (
+                ("score_features", "features.parquet"),
+                ("scores", "scores.parquet"),
+                ("scores_csv", "scores.csv"),
+                ("score_report", "score.json"),
+                ("priority", "priority.csv"),
+            )
+        },
+    }
+    params["score"].update(score)
+    (tmp_path / "settings.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    path = tmp_path / f"params-{len(score)}.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    return path
+
+
+def test_values_never_seen_in_training_are_counted_and_fail_the_job_above_the_limit(
+    in_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    interim = tmp_path / "interim"
+    shutil.copytree("data/interim", interim)
+    params = _score_params(tmp_path, interim)
+    assert churn("score", "--params", params, "--model", "artifacts/model") == 0
+    report = tmp_path / "out" / "score.json"
+    before = json.loads(report.read_text(encoding="utf-8"))["unseen"]
+    scored = set(pd.read_parquet(tmp_path / "out" / "scores.parquet")["customer_id"])
+
+    # a new plan for every 8th customer, a new country for every 40th, a new event type
+    customers = pd.read_parquet(interim / "customers.parquet")
+    new_plan = customers.index % 8 == 0
+    new_country = customers.index % 40 == 0
+    customers.loc[new_plan, "plan"] = "platinum_plus"
+    customers.loc[new_country, "country"] = "Atlantis"
+    customers.to_parquet(interim / "customers.parquet", index=False)
+    events = pd.read_parquet(interim / "events.parquet")
+    teleports = events.loc[events["ts"] == events["ts"].max()].head(1)
+    teleports = pd.concat([teleports] * 7, ignore_index=True).assign(event_type="teleport")
+    pd.concat([events, teleports], ignore_index=True).to_parquet(
+        interim / "events.parquet", index=False
+    )
+    with caplog.at_level(logging.WARNING):
+        assert churn("score", "--params", params, "--model", "artifacts/model") == 0
+    unseen = json.loads(report.read_text(encoding="utf-8"))["unseen"]
+    n = len(scored)
+    for column, mask, value in (
+        ("plan", new_plan, "platinum_plus"),
+        ("country", new_country, "Atlantis"),
+    ):
+        changed = len(scored & set(customers.loc[mask, "customer_id"].astype(str)))
+        expected = before.get(column, {}).get("count", 0) + changed
+        assert changed > 0 and unseen[column]["count"] == expected, column
+        assert unseen[column]["share"] == pytest.approx(expected / n)
+        assert value in unseen[column]["examples"]
+        assert f"{column}: {expected} of {n}" in caplog.text and value in caplog.text
+    assert unseen["events.event_type"]["count"] == 7
+    assert unseen["events.event_type"]["examples"] == ["teleport"]
+
+    # above score.max_unseen_share: exit 2 naming column, share, example and fix; scores kept
+    scores_before = (tmp_path / "out" / "scores.parquet").read_bytes()
+    strict = _score_params(tmp_path, interim, max_unseen_share=0.05)
+    with caplog.at_level(logging.ERROR):
+        assert churn("score", "--params", strict, "--model", "artifacts/model") == 2
+    share = unseen["plan"]["share"]
+    assert f"plan: {share:.1%}" in caplog.text and "platinum_plus" in caplog.text
+    assert "max_unseen_share" in caplog.text and "churn train" in caplog.text
+    assert "country:" not in caplog.text.split("ERROR")[-1]  # below the limit: a warning only
+    assert (tmp_path / "out" / "scores.parquet").read_bytes() == scores_before
