@@ -3,10 +3,12 @@
 One source of truth for two callers: the `text` feature family counts mentions in DuckDB (through
 Ibis, `normalize_column` + `Lexicon.pattern`), and the early-warning alerts look at one record in
 Python (`Lexicon.find` / `Lexicon.mentions`). Both run the same normalisation (Unicode
-compatibility normalisation, then lower case; one implementation, pyarrow compute) and the same
+compatibility normalisation, then case folding; one implementation, pyarrow compute) and the same
 regular expression per category, written in the syntax on which Python `re` and RE2 (DuckDB)
-agree. The file format and the
-matching rules are documented in the header of `lexicon.yaml`.
+agree. Languages are data: any language tag may appear in the file; how a term matches (word
+boundaries or anywhere, accents optional or not) follows from the script it is written in, or
+from the file's `languages:` settings. The file format and the matching rules are documented in
+the header of `lexicon.yaml`.
 """
 
 from __future__ import annotations
@@ -29,83 +31,169 @@ from features.base.errors import BadInputError
 DEFAULT_LEXICON = Path(__file__).with_name("lexicon.yaml")
 
 MatchMode = Literal["word", "substring"]
+MATCH_MODES: tuple[MatchMode, ...] = ("word", "substring")
 
-# How plain terms of each language match (documented in lexicon.yaml). `word`: the term starts
-# and ends at a word boundary; `substring`: anywhere (Chinese has no spaces; Korean particles and
-# endings attach to words and spaces are often dropped). In every language written with spaces,
-# `term*` means a word that starts with the term.
-LANGUAGE_MODES: dict[str, MatchMode] = {
-    "en": "word",
-    "ru": "word",
-    "ko": "substring",
-    "zh": "substring",
-}
-UNSPACED_LANGUAGES = frozenset({"zh"})  # no word starts, so no `term*`
-
+# A language key: a BCP-47-like tag (pt, pt-BR, zh-Hant, sr-Latn, yue).
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
+_LANGUAGE_SETTINGS = ("match",)
 _CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-# Word characters for boundaries: letters, digits and combining marks of Latin, Greek and Cyrillic.
-# Explicit ranges instead of \p{L}, which Python's `re` lacks; written as literal characters, since
-# RE2 spells code points \x{...} and Python \u.... Han, kana and Hangul are deliberately NOT word
-# characters: Latin brand names sit inside Chinese text without spaces, and Korean particles attach
-# to them ("Rivalix로").
-_WORD_RANGES: tuple[tuple[int, int], ...] = (
-    (0x30, 0x39),  # 0-9
-    (0x41, 0x5A),  # A-Z (text is lower-cased; kept for safety)
-    (0x61, 0x7A),  # a-z
-    (0xAA, 0xAA),
-    (0xB5, 0xB5),
-    (0xBA, 0xBA),
-    (0xC0, 0xD6),  # Latin-1 letters (without ×)
-    (0xD8, 0xF6),  # (without ÷)
-    (0xF8, 0x2AF),  # Latin Extended-A/B, IPA
+# Scripts written without spaces between words (Unicode character-name prefixes). A term in one
+# of them matches anywhere and cannot be a prefix term (there are no word starts). Hangul is
+# spaced, but Korean particles and endings attach to words, so it also matches anywhere by default.
+_UNSPACED_SCRIPTS = frozenset(
+    {
+        "CJK",
+        "IDEOGRAPHIC",
+        "HIRAGANA",
+        "KATAKANA",
+        "BOPOMOFO",
+        "THAI",
+        "LAO",
+        "KHMER",
+        "MYANMAR",
+        "TIBETAN",
+        "YI",
+        "JAVANESE",
+        "BALINESE",
+        "TANGUT",
+        "NUSHU",
+    }
+)
+_HANGUL = "HANGUL"
+_SCAN_LIMIT = 0x20000  # BMP and SMP: every script a lexicon could be written in
+
+Script = Literal["latin", "hangul", "unspaced", "other"]
+
+
+def _script(ch: str) -> Script:
+    """The script class of one character, from its Unicode name (stdlib has no script property)."""
+    words = [
+        w
+        for w in unicodedata.name(ch, "").replace("-", " ").split(" ")
+        if w not in ("HALFWIDTH", "FULLWIDTH", "COMBINING")
+    ]
+    if any(w in _UNSPACED_SCRIPTS for w in words[:2]):
+        return "unspaced"
+    if words[:1] == [_HANGUL]:
+        return "hangul"
+    if words[:1] == ["LATIN"]:
+        return "latin"
+    return "other"
+
+
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("M")
+
+
+# Combining diacritics that NFKD splits off Latin letters (acute, tilde, diaeresis, cedilla ...).
+_LATIN_MARK_RANGES: tuple[tuple[int, int], ...] = (
+    (0x300, 0x36F),
+    (0x1AB0, 0x1AFF),
+    (0x1DC0, 0x1DFF),
+)
+
+
+def _is_latin_letter(ch: str) -> bool:
+    return unicodedata.category(ch)[0] == "L" and _script(ch) == "latin"
+
+
+def _ranges(
+    predicate: Any, within: Iterable[tuple[int, int]] = ((0, _SCAN_LIMIT - 1),)
+) -> tuple[tuple[int, int], ...]:
+    """The code points (in the blocks `within`) for which `predicate` holds, as closed ranges."""
+    out: list[tuple[int, int]] = []
+    for cp in (cp for lo, hi in within for cp in range(lo, hi + 1)):
+        if 0xD800 <= cp <= 0xDFFF or not predicate(chr(cp)):
+            continue
+        if out and out[-1][1] == cp - 1:
+            out[-1] = (out[-1][0], cp)
+        else:
+            out.append((cp, cp))
+    return tuple(out)
+
+
+def _class_body(ranges: Iterable[tuple[int, int]]) -> str:
+    # Literal characters, not escapes: RE2 spells code points \x{...} and Python \u....
+    return "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in ranges)
+
+
+# The Unicode blocks of the scripts written with spaces that word boundaries know: Latin, Greek,
+# Cyrillic, Armenian, Hebrew, Arabic, the Indic scripts, Georgian, Ethiopic, and the combining
+# marks. Han, kana, Thai ... and Hangul are deliberately NOT among them: Latin brand names sit
+# inside Chinese or Japanese text without spaces, and Korean particles attach to them
+# ("Rivalix로"). Blocks rather than every letter of Unicode keep the class short, and Python's
+# `re` tests a class range by range.
+_SPACED_SCRIPT_BLOCKS: tuple[tuple[int, int], ...] = (
+    (0x30, 0x7A),  # ASCII digits and letters (punctuation in between is filtered out below)
+    (0xAA, 0x2FF),  # Latin-1 letters, Latin Extended-A/B, IPA, modifier letters
     (0x300, 0x36F),  # combining diacritical marks
-    (0x370, 0x3FF),  # Greek
-    (0x400, 0x52F),  # Cyrillic, Cyrillic Supplement
+    (0x370, 0x52F),  # Greek, Cyrillic, Cyrillic Supplement
+    (0x530, 0x6FF),  # Armenian, Hebrew, Arabic
+    (0x750, 0x77F),  # Arabic Supplement
+    (0x900, 0xDFF),  # Devanagari ... Sinhala
+    (0x10A0, 0x10FF),  # Georgian
+    (0x1200, 0x137F),  # Ethiopic
     (0x1AB0, 0x1AFF),  # combining marks extended
     (0x1C80, 0x1C8F),  # Cyrillic Extended-C
-    (0x1DC0, 0x1DFF),  # combining marks supplement
-    (0x1E00, 0x1FFF),  # Latin Extended Additional, Greek Extended
+    (0x1DC0, 0x1FFF),  # combining marks supplement, Latin Extended Additional, Greek Extended
     (0x2C60, 0x2C7F),  # Latin Extended-C
     (0x2DE0, 0x2DFF),  # Cyrillic Extended-A
     (0xA640, 0xA69F),  # Cyrillic Extended-B
     (0xA720, 0xA7FF),  # Latin Extended-D
     (0xAB30, 0xAB6F),  # Latin Extended-E
 )
-_WORD_CLASS_BODY = "".join(
-    chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}" for lo, hi in _WORD_RANGES
-)
+
+
+def _is_word_char(ch: str) -> bool:
+    """A letter, combining mark or decimal digit (or unassigned) in a spaced script's block."""
+    if not any(lo <= ord(ch) <= hi for lo, hi in _SPACED_SCRIPT_BLOCKS):
+        return False
+    category = unicodedata.category(ch)
+    return category[0] in "LM" or category in ("Nd", "Cn")
+
+
+_WORD_CLASS_BODY = _class_body(_ranges(_is_word_char, _SPACED_SCRIPT_BLOCKS))
 WORD_CHAR = f"[{_WORD_CLASS_BODY}]"
 NON_WORD_CHAR = f"[^{_WORD_CLASS_BODY}]"
 _LEFT = f"(?:^|{NON_WORD_CHAR})"
-# Korean prefix terms start a word: the character before is neither a word character nor Hangul.
-_HANGUL_RANGES: tuple[tuple[int, int], ...] = (
+_RIGHT = f"(?:{NON_WORD_CHAR}|$)"
+# Prefix terms of substring-mode spaced languages (Korean) start a word: the character before is
+# neither a word character nor Hangul.
+_HANGUL_BLOCKS: tuple[tuple[int, int], ...] = (
     (0x1100, 0x11FF),  # jamo (syllables are decomposed by normalisation)
     (0x3130, 0x318F),  # compatibility jamo
     (0xA960, 0xA97F),
     (0xAC00, 0xD7A3),  # syllables
     (0xD7B0, 0xD7FF),
 )
-_HANGUL_CLASS_BODY = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _HANGUL_RANGES)
+_HANGUL_CLASS_BODY = _class_body(_HANGUL_BLOCKS)
 _LEFT_SPACED = f"(?:^|[^{_WORD_CLASS_BODY}{_HANGUL_CLASS_BODY}])"
 _SPACED_WORD_CHAR = f"[{_WORD_CLASS_BODY}{_HANGUL_CLASS_BODY}]"
-_RIGHT = f"(?:{NON_WORD_CHAR}|$)"
 _SPACE_RUN = r"[ \t\n\r\f\v]+"  # identical meaning in Python re and RE2 (unlike \s)
+# A Latin letter and the accents after it, which normalisation drops ("ã" -> "a").
+_LATIN_LETTER_CLASS_BODY = _class_body(_ranges(_is_latin_letter, _SPACED_SCRIPT_BLOCKS))
+_LATIN_ACCENTS = f"([{_LATIN_LETTER_CLASS_BODY}])[{_class_body(_LATIN_MARK_RANGES)}]+"
 
-# What may continue a character after NFKD: combining marks, kana voicing marks, and the vowels
-# and final consonants of a decomposed Hangul syllable. A substring match must not stop before
-# one of these, or 시 would match inside 식 and 가 inside 각.
-_CONTINUATION_RANGES: tuple[tuple[int, int], ...] = (
-    (0x300, 0x36F),
-    (0x1160, 0x11FF),  # Hangul jungseong and jongseong
-    (0x1AB0, 0x1AFF),
-    (0x1DC0, 0x1DFF),
-    (0x20D0, 0x20FF),
-    (0x3099, 0x309A),
-    (0xD7B0, 0xD7FF),  # Hangul jamo extended-B
-    (0xFE20, 0xFE2F),
+# What may continue a character after NFKD: combining marks (accents, kana voicing marks, Thai
+# and Indic vowel signs), and the vowels and final consonants of a decomposed Hangul syllable. A
+# substring match must not stop before one of these, or 시 would match inside 식 and 가 inside 각.
+_OTHER_MARK_BLOCKS: tuple[tuple[int, int], ...] = (  # besides those of the spaced scripts
+    (0xE00, 0xFFF),  # Thai, Lao, Tibetan
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x20D0, 0x20FF),  # combining marks for symbols
+    (0x3000, 0x30FF),  # CJK punctuation, hiragana, katakana (voicing marks)
+    (0xFE20, 0xFE2F),  # combining half marks
 )
-_CHAR_END = "(?:[^{}]|$)".format("".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CONTINUATION_RANGES))
+_CONTINUATION_RANGES = _ranges(
+    lambda ch: _is_mark(ch) or 0x1160 <= ord(ch) <= 0x11FF or 0xD7B0 <= ord(ch) <= 0xD7FF,
+    (*_SPACED_SCRIPT_BLOCKS, (0x1160, 0x11FF), *_OTHER_MARK_BLOCKS, (0xD7B0, 0xD7FF)),
+)
+_CHAR_END = f"(?:[^{_class_body(_CONTINUATION_RANGES)}]|$)"
+
+# Characters whose case folding differs from their lower case (ß -> ss, ς -> σ ...), as a class.
+_FOLDS_FURTHER = f"[{_class_body(_ranges(lambda ch: ch.casefold() != ch and ch.lower() == ch))}]"
 
 
 class LexiconError(BadInputError, ValueError):
@@ -113,23 +201,50 @@ class LexiconError(BadInputError, ValueError):
 
 
 def normalize_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Normalise an Arrow string array for matching: NFKD, then lower case (nulls stay null).
+    """Normalise an Arrow string array for matching (nulls stay null): NFKD, case folding, and
+    no accents on Latin letters ("Não" -> "nao", "Kündigen" -> "kundigen", "Straße" -> "strasse").
 
     NFKD, not NFKC: two texts have the same NFKC form exactly when they have the same NFKD form,
     so the choice does not change what is equal; but pyarrow's NFKC kernel does not compose
     (apache/arrow#51225, still in pyarrow 25), while its NFKD kernel is correct and vectorised.
     Patterns keep the decomposition invisible: a match never ends inside a character (before a
     combining mark or a Korean vowel/final consonant), so 느려 does not match inside 느렸.
+    Case folding is Arrow's vectorised lower case, plus Python's `str.casefold` for the rare texts
+    holding a character that folds further (ß -> ss, final ς -> σ). Accents: the combining
+    diacritics that follow a Latin letter are removed (one RE2 pass); other scripts keep their
+    marks (Cyrillic й, kana が), since there the mark makes a different letter.
     """
-    return pc.utf8_lower(pc.utf8_normalize(texts, "NFKD"))
+    if isinstance(texts, pa.ChunkedArray):
+        return pa.chunked_array(
+            [_normalize_chunk(chunk) for chunk in texts.chunks], type=pa.string()
+        )
+    return _normalize_chunk(texts)
+
+
+def _normalize_chunk(texts: pa.Array) -> pa.Array:
+    lowered = pc.utf8_lower(pc.utf8_normalize(texts, "NFKD"))
+    if pc.all(pc.string_is_ascii(lowered)).as_py() is not False:
+        return lowered  # nothing to fold further, no accents
+    further = pc.fill_null(pc.match_substring_regex(lowered, _FOLDS_FURTHER), False)
+    if pc.any(further).as_py():
+        rows = pc.filter(lowered, further).to_pylist()
+        folded = pc.utf8_normalize(pa.array([_fold(s) for s in rows], pa.string()), "NFKD")
+        lowered = pc.replace_with_mask(lowered, further, folded)
+    return pc.replace_substring_regex(lowered, _LATIN_ACCENTS, r"\1")
+
+
+def _fold(text: str) -> str:
+    """Case folding to a fixed point (folding can yield characters that NFKD changes again)."""
+    for _ in range(4):
+        folded = unicodedata.normalize("NFKD", text.casefold())
+        if folded == text:
+            break
+        text = folded
+    return text
 
 
 def normalize_text(text: str) -> str:
-    """Normalise one text exactly as `normalize_column` does in the database (same Arrow kernels).
-
-    Lower case (Unicode lowercase mapping, Arrow's `utf8_lower`), not casefold: "Straße" stays
-    "straße" and does not equal "strasse"; no lexicon language needs casefold's extra foldings.
-    """
+    """Normalise one text exactly as `normalize_column` does in the database (same kernels)."""
     return normalize_array(pa.array([text], pa.string()))[0].as_py()
 
 
@@ -149,12 +264,10 @@ class Term:
 
     written: str
     language: str
-    normalized: str  # without the trailing `*`, whitespace runs collapsed to one space
+    # normalised (`normalize_text`), without the trailing `*`, whitespace runs collapsed
+    normalized: str
     prefix: bool
-
-    @property
-    def mode(self) -> MatchMode:
-        return LANGUAGE_MODES[self.language]
+    mode: MatchMode = "word"
 
 
 @dataclass(frozen=True)
@@ -358,15 +471,17 @@ def parse_lexicon(data: Any, source: str = "<memory>") -> Lexicon:
     """Validate a parsed lexicon document; every problem is reported at once."""
     problems: list[str] = []
     categories: list[Category] = []
-    allowed_keys = ["description", *sorted(LANGUAGE_MODES)]
     if not isinstance(data, Mapping) or not isinstance(data.get("categories"), Mapping):
         raise LexiconError(
             f"lexicon {source}: expected a mapping with a `categories:` mapping at the top, "
             f"found {type(data).__name__}: see the format in {DEFAULT_LEXICON.name}'s header"
         )
-    unknown_top = sorted(str(k) for k in data if k != "categories")
+    unknown_top = sorted(str(k) for k in data if k not in ("categories", "languages"))
     if unknown_top:
-        problems.append(f"unknown top-level key(s) {unknown_top}; only `categories` is allowed")
+        problems.append(
+            f"unknown top-level key(s) {unknown_top}; only `categories` and `languages` are allowed"
+        )
+    modes = _parse_languages(data.get("languages"), problems)
     if not data["categories"]:
         problems.append("no categories defined")
     for name, body in data["categories"].items():
@@ -377,19 +492,20 @@ def parse_lexicon(data: Any, source: str = "<memory>") -> Lexicon:
         if not isinstance(body, Mapping):
             problems.append(f"{where}: expected a mapping of language -> terms, found {body!r}")
             continue
-        unknown = sorted(str(k) for k in body if k not in allowed_keys)
+        languages = [k for k in body if k != "description"]
+        unknown = [k for k in languages if not _is_language_tag(k)]
         for key in unknown:
             problems.append(
-                f"{where}: unknown language or key {key!r}; allowed: {allowed_keys} "
-                "(supported languages are fixed in features/lexicon.py LANGUAGE_MODES)"
+                f"{where}: {key!r} is neither `description` nor a language tag such as en, pt, "
+                "pt-BR or zh-Hant (letters, then optional -subtags)"
             )
         description = body.get("description", name.replace("_", " "))
         if not isinstance(description, str) or not description.strip():
             problems.append(f"{where}: description must be non-empty text, found {description!r}")
             description = name.replace("_", " ")
         terms: list[Term] = []
-        for language in (k for k in body if k in LANGUAGE_MODES):
-            terms.extend(_parse_terms(body[language], language, where, problems))
+        for language in (k for k in languages if k not in unknown):
+            terms.extend(_parse_terms(body[language], language, modes, where, problems))
         if not terms and not unknown:
             problems.append(f"{where}: no terms; list terms under at least one language")
         categories.append(Category(name, description.strip(), tuple(terms)))
@@ -399,7 +515,57 @@ def parse_lexicon(data: Any, source: str = "<memory>") -> Lexicon:
     return Lexicon(categories, source=source)
 
 
-def _parse_terms(raw: Any, language: str, where: str, problems: list[str]) -> list[Term]:
+def _is_language_tag(key: Any) -> bool:
+    return isinstance(key, str) and _LANGUAGE_TAG.match(key) is not None
+
+
+def _parse_languages(raw: Any, problems: list[str]) -> dict[str, MatchMode]:
+    """The optional `languages:` section: per language, a `match` mode overriding the script's."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append(f"`languages`: expected a mapping of language -> settings, found {raw!r}")
+        return {}
+    modes: dict[str, MatchMode] = {}
+    for language, settings in raw.items():
+        where = f"languages, {language!r}"
+        if not _is_language_tag(language):
+            problems.append(f"{where}: not a language tag such as en, pt, pt-BR or zh-Hant")
+            continue
+        if not isinstance(settings, Mapping):
+            problems.append(
+                f"{where}: expected a mapping such as {{match: word}}, found {settings!r}"
+            )
+            continue
+        unknown = sorted(str(k) for k in settings if k not in _LANGUAGE_SETTINGS)
+        if unknown:
+            problems.append(
+                f"{where}: unknown setting(s) {unknown}; allowed: {list(_LANGUAGE_SETTINGS)}"
+            )
+        if "match" in settings:
+            mode = settings["match"]
+            if mode not in MATCH_MODES:
+                problems.append(
+                    f"{where}: match must be one of {list(MATCH_MODES)}, found {mode!r}"
+                )
+            else:
+                modes[language] = mode
+    return modes
+
+
+def script_mode(term: str) -> MatchMode:
+    """How a term matches when its language has no `match` setting: from the script it uses.
+
+    `substring` when it has a character of a script written without spaces (Han, kana, Thai ...)
+    or Hangul (Korean particles and endings attach to words); `word` otherwise (Latin, Cyrillic,
+    Greek, Arabic, Hebrew, Devanagari ...).
+    """
+    return "substring" if any(_script(ch) in ("unspaced", "hangul") for ch in term) else "word"
+
+
+def _parse_terms(
+    raw: Any, language: str, modes: Mapping[str, MatchMode], where: str, problems: list[str]
+) -> list[Term]:
     where = f"{where}, language {language!r}"
     if not isinstance(raw, list) or not raw:
         problems.append(f"{where}: expected a non-empty list of terms, found {raw!r}")
@@ -418,20 +584,25 @@ def _parse_terms(raw: Any, language: str, where: str, problems: list[str]) -> li
         if "*" in body:
             problems.append(f"{at}: `*` is only allowed once, at the end (prefix term)")
             continue
-        if prefix and language in UNSPACED_LANGUAGES:
-            problems.append(
-                f"{at}: a trailing `*` (a word starting with the term) is not possible for "
-                f"{language!r}, which is written without spaces; remove it"
-            )
-            continue
         normalized = _collapse_spaces(normalize_text(body))
         if not normalized:
             problems.append(f"{at}: empty term")
             continue
+        if prefix and _script(normalized[0]) == "unspaced":
+            problems.append(
+                f"{at}: a trailing `*` (a word starting with the term) is not possible for "
+                f"{language!r} here: the term starts in a script written without spaces "
+                "(Han, kana, Thai ...), which has no word starts; remove it"
+            )
+            continue
         key = normalized + ("*" if prefix else "")
         if key in seen:
-            problems.append(f"{at}: duplicate of {seen[key]!r} after normalisation")
+            problems.append(
+                f"{at}: duplicate of {seen[key]!r} after normalisation (case, width and the "
+                "accents of Latin letters do not count)"
+            )
             continue
         seen[key] = written
-        terms.append(Term(written.strip(), language, normalized, prefix))
+        mode = modes.get(language) or script_mode(normalized)
+        terms.append(Term(written.strip(), language, normalized, prefix, mode))
     return terms

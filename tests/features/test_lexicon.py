@@ -82,6 +82,63 @@ CASES = [
     ("ru", "Дорогой клиент, спасибо", "price", False),  # дорогой ("dear") is not дорого
     ("ru", "Отменный сервис", "cancel_intent", False),  # отменный ("excellent")
     ("ru", "Всё нормально", "speed", False),
+    # Portuguese: word boundaries; accents, case and width do not matter
+    ("pt", "Está muito CARO", "price", True),
+    ("pt", "o preco subiu de novo", "price", True),  # preço written without the cedilla
+    ("pt", "A Carolina me indicou o app", "price", False),  # caro is a whole word
+    ("pt", "Descaro total", "price", False),
+    ("pt", "A entrega NAO CHEGOU", "speed", True),  # não chegou without the tilde
+    ("pt", "Pedido atrasadíssimo", "speed", True),  # prefix term atrasad*
+    ("pt", "Sou cliente há muito tempo", "speed", False),
+    ("pt", "Péssimo atendimento!", "service", True),
+    ("pt", "pessimo atendimento", "service", True),
+    ("pt", "Quero CANCELAR a assinatura", "cancel_intent", True),
+    ("pt", "Vou mudar para a Rivalix", "competitor", True),
+    # Spanish
+    ("es", "Es demasiado caro", "price", True),
+    ("es", "Quiero la cancelación", "cancel_intent", True),
+    ("es", "quiero la cancelacion", "cancel_intent", True),
+    ("es", "El pedido NO LLEGÓ", "speed", True),
+    ("es", "el pedido no llego", "speed", True),
+    ("es", "Pésima atención al cliente", "service", True),
+    ("es", "Me voy a la competencia", "competitor", True),
+    ("es", "Soy cliente desde hace mucho tiempo", "speed", False),
+    ("es", "Qué descaro", "price", False),
+    # French
+    ("fr", "C'est trop cher", "price", True),
+    ("fr", "TROP CHERE pour ce que c'est", "price", True),
+    ("fr", "Cher service client, merci", "price", False),  # "cher" opening a letter
+    ("fr", "Je veux résilier", "cancel_intent", True),
+    ("fr", "je veux resilier", "cancel_intent", True),
+    ("fr", "RÉSILIATION immédiate", "cancel_intent", True),
+    ("fr", "a resilient system", "cancel_intent", False),
+    ("fr", "Application très lente", "speed", True),
+    ("fr", "Dans l'attente de votre réponse", "speed", False),  # letter formula
+    ("fr", "Personne ne repond", "service", True),
+    # German: whole words; compounds only through prefix terms or when listed
+    ("de", "Viel zu teuer!", "price", True),
+    ("de", "TEUER", "price", True),
+    ("de", "Die Steuer ist gestiegen", "price", False),  # Steuer (tax) ends in "teuer"
+    ("de", "Total überteuert", "price", True),
+    ("de", "total ueberteuert", "price", True),
+    ("de", "Ich möchte KÜNDIGEN", "cancel_intent", True),
+    ("de", "ich moechte kundigen", "cancel_intent", True),
+    ("de", "Wie lang ist die Kündigungsfrist?", "cancel_intent", True),  # Kündigung*
+    ("de", "Sehr kundige Beratung", "cancel_intent", False),
+    ("de", "Die Lieferung ist verspätet", "speed", True),
+    ("de", "App ist sehr langsam", "speed", True),
+    ("de", "Wechsel zur Konkurrenz", "competitor", True),
+    # Japanese: no spaces, substring; half-width katakana and full-width Latin by NFKC
+    ("ja", "解約したいです", "cancel_intent", True),
+    ("ja", "ｷｬﾝｾﾙしたい", "cancel_intent", True),  # half-width katakana
+    ("ja", "アプリが遅いです", "speed", True),
+    ("ja", "対応が悪いと思います", "service", True),
+    ("ja", "値段が高すぎる", "price", True),
+    ("ja", "ｺｽﾊﾟが悪い", "price", True),
+    ("ja", "Ｒｉｖａｌｉｘに乗り換えます", "competitor", True),  # full-width Latin
+    ("ja", "評価が高いです", "price", False),  # bare 高い is praise as often as price
+    ("ja", "失礼します", "service", False),  # polite formula
+    ("ja", "とても満足しています", "speed", False),
 ]
 
 
@@ -91,7 +148,7 @@ def test_mentions_per_language(lexicon, language, text, category, expected):
 
 
 def test_every_language_has_positive_and_negative_cases():
-    for language in ("en", "zh", "ko", "ru"):
+    for language in ("en", "zh", "ko", "ru", "pt", "es", "fr", "de", "ja"):
         outcomes = [c[3] for c in CASES if c[0] == language]
         assert outcomes.count(True) >= 3 and outcomes.count(False) >= 2, language
 
@@ -124,25 +181,27 @@ def test_none_and_empty_text_mention_nothing(lexicon):
     assert lexicon.find(None) == [] and lexicon.find("") == []
 
 
-def test_lower_case_not_casefold():
-    assert normalize_text("Straße") == "straße"
-    assert normalize_text("STRASSE") == "strasse"
+def test_case_folding_not_only_lower_case():
+    assert normalize_text("Straße") == normalize_text("STRASSE") == "strasse"
+    assert normalize_text("ΣΊΣΥΦΟΣ") == normalize_text("σίσυφος")  # final sigma folds to σ
     assert normalize_text("ＤＯＲＯＧＯ Дорого") == "dorogo дорого"
     assert normalize_text("ﬁne") == "fine"
 
 
-def test_normal_form_is_compatibility_decomposition():
-    # NFKD (pyarrow's NFKC does not compose, apache/arrow#51225): equal exactly when NFKC is equal
+def test_normal_form_is_compatibility_decomposition_without_latin_accents():
+    # NFKD (pyarrow's NFKC does not compose, apache/arrow#51225): equal exactly when NFKC is equal;
+    # the accents of Latin letters are dropped, the marks of other scripts are kept.
     import unicodedata
 
-    for text in ["é", "e\u0301", "Ｅ\u0301", "느려요", "й", "ｶﾞ"]:
+    assert normalize_text("é") == normalize_text("e\u0301") == normalize_text("Ｅ\u0301") == "e"
+    for text in ["느려요", "й", "ё", "ｶﾞ", "が"]:
         assert normalize_text(text) == unicodedata.normalize("NFKD", text).lower()
-    assert normalize_text("é") == normalize_text("e\u0301")
+    assert normalize_text("ｶﾞ") == normalize_text("ガ") != normalize_text("カ")
     assert normalize_text("느려요") == normalize_text("\u1102\u1173\u1105\u1167\u110b\u116d")
 
 
 def test_decomposed_letters_keep_word_and_character_boundaries(lexicon):
-    assert not lexicon.mentions("cancelé", "cancel_intent")  # é = e + combining mark: a word char
+    assert not lexicon.mentions("slowé", "speed")  # é is a word character, accent or not
     assert lexicon.mentions("café cancel", "cancel_intent")
     assert lexicon.mentions("\u1102\u1173\u1105\u1167\u110b\u116d", "speed")  # jamo 느려요
     (m,) = lexicon.find("너무느려요!", ["speed"])
@@ -297,8 +356,8 @@ def test_custom_lexicon(tmp_path):
     ("body", "expected"),
     [
         (
-            "categories:\n  price:\n    fr: [cher]\n",
-            r"category 'price'.*unknown language or key 'fr'",
+            "categories:\n  price:\n    french: [cher]\n",
+            r"category 'price': 'french' is neither `description` nor a language tag",
         ),
         (
             "categories:\n  price:\n    en: ['', ok]\n",
@@ -308,6 +367,19 @@ def test_custom_lexicon(tmp_path):
         ("categories:\n  price:\n    en: []\n", r"category 'price', language 'en'.*non-empty list"),
         ("categories:\n  price:\n    en: [a*b]\n", r"term 'a\*b'.*only allowed once, at the end"),
         ("categories:\n  price:\n    zh: [太贵*]\n", r"term '太贵\*'.*not possible for 'zh'"),
+        ("categories:\n  price:\n    ja: [高すぎ*]\n", r"term '高すぎ\*'.*not possible for 'ja'"),
+        (
+            "categories:\n  price:\n    pt: [preço, preco]\n",
+            r"term 'preco': duplicate of 'preço' after normalisation",
+        ),
+        (
+            "languages:\n  tr: {match: fuzzy}\ncategories:\n  price:\n    tr: [pahalı]\n",
+            r"languages, 'tr': match must be one of \['word', 'substring'\], found 'fuzzy'",
+        ),
+        (
+            "languages:\n  tr: {mode: word}\ncategories:\n  price:\n    tr: [pahalı]\n",
+            r"languages, 'tr': unknown setting\(s\) \['mode'\]",
+        ),
         ("categories:\n  price:\n    en: [Cheap, cheap]\n", r"term 'cheap': duplicate of 'Cheap'"),
         ("categories:\n  price:\n    en: [1]\n", r"term 1: a term must be text"),
         (
@@ -331,7 +403,7 @@ def test_validation_errors_name_file_category_and_term(tmp_path, body, expected)
 
 
 def test_validation_reports_every_problem_at_once(tmp_path):
-    path = _write(tmp_path, "categories:\n  price:\n    en: ['']\n    de: [teuer]\n")
+    path = _write(tmp_path, "categories:\n  price:\n    en: ['']\n    german: [teuer]\n")
     with pytest.raises(LexiconError, match=r"2 problem\(s\)"):
         load_lexicon(path)
 

@@ -219,3 +219,37 @@ def test_windows_shorter_than_30_days_are_not_used():
     assert mention_windows((7, 30, 90, 180)) == [30, 90, 180]
     with pytest.raises(ValueError, match=r"featurize\.windows"):
         mention_windows((7, 14))
+
+
+def test_portuguese_and_japanese_comments_are_counted(con):
+    """A marketplace with Portuguese (accents typed or not) and Japanese comments: not constant."""
+    rows = [
+        ("a", C - DAY, "Muito caro e a entrega NÃO CHEGOU"),  # price, speed
+        ("a", C - 2 * DAY, "pessimo atendimento, quero cancelar"),  # service, cancel_intent
+        ("b", C - DAY, "ｷｬﾝｾﾙしたい。他社に乗り換えます"),  # cancel_intent, competitor
+        ("c", C - DAY, "A Carolina adorou o produto"),  # nothing
+    ]
+    _, out = _run(
+        con,
+        SimpleNamespace(responses=_responses(rows), tickets=None),
+        [("a", C), ("b", C), ("c", C)],
+    )
+    mentions = {
+        key[0]: {cat: row[f"text_{cat}_mentions_30d"] for cat in CATEGORIES}
+        for key, row in out.items()
+    }
+    assert mentions["a"] == {
+        "price": 1,
+        "speed": 1,
+        "service": 1,
+        "competitor": 0,
+        "cancel_intent": 1,
+    }
+    assert mentions["b"] == {
+        "price": 0,
+        "speed": 0,
+        "service": 0,
+        "competitor": 1,
+        "cancel_intent": 1,
+    }
+    assert set(mentions["c"].values()) == {0}
