@@ -20,6 +20,9 @@ class PathsParams(Section):
     SECTION = "paths"
 
     raw: str = "data/raw"  # `simulate` writes the default sources here
+    # the directory holding the files `ingest.tables` reads: the ingest stage's DVC dependency,
+    # so changing a source reruns ingest (a source outside it is warned about)
+    sources: str = "data/raw"
     truth: str = "data/raw/truth.parquet"  # the simulator's true probabilities (evaluate.truth)
     interim: str = "data/interim"  # validated contract tables (`ingest`)
     quarantine: str = "data/quarantine"  # rejected rows with their reason
@@ -58,6 +61,7 @@ class SimulateParams(Section):
 
     SECTION = "simulate"
 
+    enabled: bool = True  # false on real data: the stage only writes a note into paths.raw
     seed: int = 42
     customers: int = 20_000
     start_date: str = "2024-01-01"  # first day of a month

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from features.base.io import atomic_directory
 from pipeline.config import Params
 from pipeline.simulator.tables import simulate
 
@@ -31,6 +32,8 @@ def run(
         overrides["seed"] = seed
     sim = dataclasses.replace(params.simulate, **overrides)
     target = str(out_dir) if out_dir is not None else params.paths.raw
+    if not sim.enabled:
+        return _note_only(Path(target))
     log.info("simulating %d customers (seed %d) into %s", sim.customers, sim.seed, target)
     began = time.perf_counter()
     result = simulate(sim, params.label.horizon_days, target)
@@ -41,3 +44,19 @@ def run(
         result["realised"]["monthly_churn_rate"],
     )
     return result
+
+
+OFF_NOTE = """# The simulator is off
+
+`simulate.enabled` is false in params.yaml: this project reads real sources (settings.yaml
+`ingest.tables`, under `paths.sources`), so no simulated data and no truth were written here.
+Set `simulate.enabled: true` to generate the default simulated business again.
+"""
+
+
+def _note_only(target: Path) -> dict[str, Any]:
+    """`simulate.enabled: false`: the stage's output is a note, not data (real-data presets)."""
+    with atomic_directory(target) as work:
+        (work / "README.md").write_text(OFF_NOTE, encoding="utf-8")
+    log.info("simulate.enabled is false: no simulated data; wrote a note to %s", target)
+    return {"enabled": False, "rows": {}, "out_dir": str(target)}

@@ -24,6 +24,8 @@ from features.settings import IngestParams, TableSource
 from features.validation import validate_sources
 from pipeline.cli import app
 
+from helpers import inside
+
 NOW = "2025-01-01T00:00:00Z"
 UTC_US = pa.timestamp("us", tz="UTC")
 
@@ -493,3 +495,20 @@ def test_naive_parquet_timestamps_are_utc_and_duckdb_agrees(tmp_path, monkeypatc
         "SELECT min(ts)::VARCHAR FROM read_parquet('data/interim/events.parquet')"
     ).fetchone()
     assert first == ("2024-05-01 10:00:00+00",)
+
+
+def test_sources_outside_paths_sources_are_found(tmp_path: Path) -> None:
+    """DVC reruns ingest when paths.sources changes; a source elsewhere would go unnoticed."""
+    from pipeline.config import params_from_dict
+    from pipeline.ingest import sources_outside
+
+    tables = {
+        "customers": {"path": "data/raw/customers.csv"},
+        "events": {"sql": "SELECT * FROM read_csv('exports/events.csv.gz')"},
+        "tickets": {"sql": "SELECT * FROM read_parquet('data/raw/tickets.parquet')"},
+    }
+    with inside(tmp_path):
+        params = params_from_dict({"ingest": {"tables": tables}})
+        assert sources_outside(params) == ["events: exports/events.csv.gz"]
+        moved = params_from_dict({"ingest": {"tables": tables}, "paths": {"sources": "."}})
+        assert sources_outside(moved) == []

@@ -495,3 +495,11 @@ def test_simulation_json_describes_the_drivers(meta: dict) -> None:
         "payment_failure",
     }
     assert set(meta["noise_columns"]) == set(NOISE_COLUMNS)
+
+
+def test_a_disabled_simulator_writes_only_a_note(tmp_path: Path) -> None:
+    """Real-data presets switch the simulator off: its DVC output is a note, no data, no truth."""
+    params = _params_file(tmp_path, enabled="false")
+    assert churn("simulate", "--params", params, "--out-dir", tmp_path / "raw") == 0
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["README.md"]
+    assert "simulate.enabled" in (tmp_path / "raw" / "README.md").read_text(encoding="utf-8")
