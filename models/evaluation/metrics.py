@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -9,7 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from models.segments import MAX_SEGMENT_LEVELS, OTHER_LEVEL, Folding, fold_series
 from models.settings import EvaluateParams
+
+log = logging.getLogger(__name__)
 
 EPS = 1e-6
 
@@ -89,10 +93,23 @@ def bootstrap_intervals(
     }
 
 
-def segment_auc(y: np.ndarray, p: np.ndarray, segment: pd.Series) -> dict[str, dict[str, Any]]:
-    """roc_auc per segment value (null when the segment has one class), with its counts."""
+def segment_auc(
+    y: np.ndarray,
+    p: np.ndarray,
+    segment: pd.Series,
+    max_levels: int | None = MAX_SEGMENT_LEVELS,
+    column: str = "segment",
+) -> dict[str, dict[str, Any]]:
+    """roc_auc per segment value (null when the segment has one class), with its counts.
+
+    Beyond the `max_levels` largest values by rows the values are folded into one
+    OTHER_LEVEL entry (models/segments.py) that lists them under `levels`; None keeps all.
+    """
     frame = pd.DataFrame({"y": np.asarray(y, dtype=int), "p": np.asarray(p, dtype=float)})
     frame["segment"] = segment.astype("string").fillna("(missing)").to_numpy()
+    folding = None
+    if max_levels is not None:
+        frame["segment"], folding = fold_series(column, frame["segment"], max_levels)
     out: dict[str, dict[str, Any]] = {}
     for value, part in frame.groupby("segment", sort=True):
         one_class = part["y"].nunique() < 2
@@ -101,7 +118,36 @@ def segment_auc(y: np.ndarray, p: np.ndarray, segment: pd.Series) -> dict[str, d
             "n": int(len(part)),
             "positives": int(part["y"].sum()),
         }
+    if folding is not None and folding.folded:
+        out[OTHER_LEVEL]["levels"] = list(folding.folded)
     return out
+
+
+def segment_metrics(
+    y: np.ndarray, p: np.ndarray, rows: pd.DataFrame, params: EvaluateParams
+) -> tuple[dict[str, Any], list[str]]:
+    """Per segment column of `params.segments` (and the tenure band): `segment_auc`; and notes
+    naming the columns the rows lack and the levels folded into OTHER_LEVEL."""
+    segments: dict[str, Any] = {}
+    notes: list[str] = []
+    for col in params.segments:
+        if col not in rows.columns:
+            notes.append(
+                f"{col}: not a column of the model table (absent from customers, or text with "
+                "more than featurize.max_categories values, which is not a feature); no "
+                "segment metrics"
+            )
+            continue
+        segments[col] = segment_auc(y, p, rows[col], MAX_SEGMENT_LEVELS, col)
+        if OTHER_LEVEL in segments[col] and "levels" in segments[col][OTHER_LEVEL]:
+            kept = tuple(k for k in segments[col] if k != OTHER_LEVEL)
+            notes.append(Folding(col, kept, tuple(segments[col][OTHER_LEVEL]["levels"])).note())
+    if params.tenure_column in rows.columns:
+        bands = tenure_band(rows[params.tenure_column], params.tenure_bands_days)
+        segments["tenure_band"] = segment_auc(y, p, bands, None)
+    for note in notes:
+        log.warning("segment metrics: %s", note)
+    return segments, notes
 
 
 def tenure_band(days: pd.Series, edges: tuple[int, ...]) -> pd.Series:
@@ -137,13 +183,9 @@ def metrics_at_test_cutoff(
     ours_p = predictions["p_model"].to_numpy()
     ours = binary_metrics(y, ours_p, p.ece_bins)
     ours["ci95"] = bootstrap_intervals(y, ours_p, p.bootstrap, p.seed)
-    segments: dict[str, Any] = {}
-    for col in p.segments:
-        if col in rows.columns:
-            segments[col] = segment_auc(y, ours_p, rows[col])
-    if p.tenure_column in rows.columns:
-        bands = tenure_band(rows[p.tenure_column], p.tenure_bands_days)
-        segments["tenure_band"] = segment_auc(y, ours_p, bands)
+    segments, segment_notes = segment_metrics(y, ours_p, rows, p)
+    if segment_notes:  # columns missing or levels folded (the segments report lists them)
+        ours["segment_notes"] = segment_notes
     # metrics.json keeps one number per segment; the counts behind them go to the segments report.
     ours["segments_roc_auc"] = {
         col: {value: entry["roc_auc"] for value, entry in per_value.items()}

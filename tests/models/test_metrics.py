@@ -11,10 +11,13 @@ from models.evaluation.metrics import (
     bootstrap_intervals,
     calibration_slope,
     expected_calibration_error,
+    metrics_at_test_cutoff,
     segment_auc,
     tenure_band,
     top_fraction,
 )
+from models.segments import MAX_SEGMENT_LEVELS, OTHER_LEVEL, fold_levels
+from models.settings import EvaluateParams
 
 
 def test_ece_is_zero_for_perfect_bins_and_positive_otherwise() -> None:
@@ -74,3 +77,55 @@ def test_calibration_slope_near_one_for_true_probabilities() -> None:
     p = 1 / (1 + np.exp(-rng.normal(-1, 1.2, 20000)))
     y = (rng.random(20000) < p).astype(int)
     assert calibration_slope(y, p)["slope"] == pytest.approx(1.0, abs=0.08)
+
+
+def _sixty_level_rows(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test predictions and model-table rows whose `city` has 60 levels: city_00 the largest."""
+    rng = np.random.default_rng(seed)
+    sizes = np.r_[[200 - 3 * i for i in range(10)], np.full(50, 12)]  # 60 levels
+    city = np.repeat([f"city_{i:02d}" for i in range(60)], sizes)
+    n = len(city)
+    p = rng.random(n)
+    y = (rng.random(n) < p).astype(int)
+    predictions = pd.DataFrame(
+        {
+            "churned": y,
+            "p_model": p,
+            "p_logreg": rng.random(n),
+            "p_rule": rng.random(n),
+            "cutoff": pd.Timestamp("2024-01-01", tz="UTC"),
+        }
+    )
+    rows = pd.DataFrame({"plan": rng.choice(["basic", "pro"], n), "city": city})
+    return predictions, rows
+
+
+def test_sixty_level_segment_gives_top_levels_and_other_listing_the_rest() -> None:
+    predictions, rows = _sixty_level_rows()
+    params = EvaluateParams(segments=("plan", "city", "region"), bootstrap=20)
+    metrics, segments = metrics_at_test_cutoff(predictions, rows, params)
+    city = segments["city"]
+    kept = [f"city_{i:02d}" for i in range(MAX_SEGMENT_LEVELS)]
+    assert sorted(city) == sorted([*kept, OTHER_LEVEL])
+    assert city[OTHER_LEVEL]["levels"] == [f"city_{i:02d}" for i in range(MAX_SEGMENT_LEVELS, 60)]
+    assert sum(e["n"] for e in city.values()) == len(rows)  # every row counted once
+    assert set(metrics["segments_roc_auc"]["city"]) == set(city)
+    notes = metrics["segment_notes"]
+    assert any(n.startswith("city: 60 levels; the 8 largest") for n in notes)
+    assert any(n.startswith("region: not a column of the model table") for n in notes)
+    assert sorted(segments["plan"]) == ["basic", "pro"]  # few levels: unchanged
+
+
+def test_few_levels_are_never_folded_and_add_no_notes() -> None:
+    predictions, rows = _sixty_level_rows()
+    params = EvaluateParams(segments=("plan",), bootstrap=20)
+    metrics, segments = metrics_at_test_cutoff(predictions, rows, params)
+    assert "segment_notes" not in metrics
+    assert OTHER_LEVEL not in segments["plan"]
+
+
+def test_fold_levels_ties_by_name() -> None:
+    folding = fold_levels("c", {"b": 5, "a": 5, "c": 9, "d": 1}, max_levels=2)
+    assert folding.kept == ("c", "a") and folding.folded == ("b", "d")
+    assert "grouped as '(other)': b, d" in folding.note()
+    assert fold_levels("c", {"x": 1}, 2).folded == ()
