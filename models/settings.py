@@ -111,8 +111,12 @@ class RegistryParams(Section):
     SECTION = "registry"
 
     model_name: str = "churn-model"
-    metric: str = "pr_auc"  # test metric compared for promotion
-    tolerance: float = 0.005
+    # compared on the same rows (models/promotion.py)
+    metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    min_improvement: float = 0.0  # the challenger must reach the champion's figure plus this
+    # auto: `dvc repro` / `churn evaluate` promote a challenger that wins (never inside
+    # `dvc exp run`); manual: only `churn promote`
+    promote: Literal["auto", "manual"] = "auto"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
-"""MLflow helpers: tracking URI, pyfunc wrapper, registration, champion/challenger promotion."""
+"""MLflow helpers: tracking URI, pyfunc wrapper, registration (promotion: models/promotion.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,85 +180,3 @@ def log_and_register(model_dir: Path, model_name: str, run_id: str) -> str:
     client.set_registered_model_alias(model_name, CHALLENGER, version.version)
     log.info("registered %s version %s as %s", model_name, version.version, CHALLENGER)
     return str(version.version)
-
-
-@dataclass
-class PromotionDecision:
-    """What the registry did with a challenger, and the figures it compared."""
-
-    model_name: str
-    metric: str
-    tolerance: float
-    challenger_version: str
-    challenger_value: float
-    champion_version: str | None
-    champion_value: float | None
-    promoted: bool
-    reason: str
-    challenger_test_cutoffs: list[str] | None = None
-    champion_test_cutoffs: list[str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _champion(client: MlflowClient, model_name: str) -> Any | None:
-    try:
-        return client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        return None
-
-
-def promote_if_better(
-    model_name: str,
-    challenger_version: str,
-    metric: str,
-    challenger_value: float,
-    tolerance: float,
-    test_cutoffs: list[str] | None = None,
-) -> PromotionDecision:
-    """Alias the challenger `champion` when there is none, or when its test `metric` is at least
-    the champion's minus `tolerance`; the champion's figure is `test_<metric>` from its run."""
-    client = MlflowClient()
-    champion = _champion(client, model_name)
-    decision = PromotionDecision(
-        model_name=model_name,
-        metric=f"test_{metric}",
-        tolerance=tolerance,
-        challenger_version=str(challenger_version),
-        challenger_value=float(challenger_value),
-        champion_version=None,
-        champion_value=None,
-        promoted=False,
-        reason="",
-        challenger_test_cutoffs=test_cutoffs,
-    )
-    if champion is None:
-        decision.promoted, decision.reason = True, "no champion yet"
-    elif str(champion.version) == str(challenger_version):
-        decision.champion_version = str(champion.version)
-        decision.champion_value = float(challenger_value)
-        decision.promoted, decision.reason = True, "challenger is already the champion"
-    else:
-        decision.champion_version = str(champion.version)
-        run = client.get_run(champion.run_id) if champion.run_id else None
-        value = run.data.metrics.get(f"test_{metric}") if run else None
-        cutoffs = run.data.params.get("test_cutoffs") if run else None
-        decision.champion_test_cutoffs = cutoffs.split(",") if cutoffs else None
-        if value is None:
-            decision.promoted = True
-            decision.reason = f"champion v{champion.version} has no logged test_{metric}"
-        else:
-            decision.champion_value = float(value)
-            decision.promoted = challenger_value >= value - tolerance
-            op = ">=" if decision.promoted else "<"
-            decision.reason = (
-                f"challenger {challenger_value:.4f} {op} champion {value:.4f} "
-                f"- tolerance {tolerance}"
-            )
-            if test_cutoffs and decision.champion_test_cutoffs not in (None, test_cutoffs):
-                decision.reason += " (note: the two were tested on different cutoffs)"
-    if decision.promoted:
-        client.set_registered_model_alias(model_name, CHAMPION, str(challenger_version))
-    log.info("promotion: %s → %s", decision.reason, "promoted" if decision.promoted else "kept")
-    return decision

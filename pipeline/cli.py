@@ -119,6 +119,19 @@ def evaluate(params: ParamsOpt = Path("params.yaml")) -> None:
 
 
 @app.command()
+def promote(
+    params: ParamsOpt = Path("params.yaml"),
+    force: Annotated[
+        bool, typer.Option(help="promote the challenger even if it does not win on the same rows")
+    ] = False,
+) -> None:
+    """Make the last trained challenger the champion if it wins on the same test rows."""
+    from pipeline import promote as stage
+
+    _run("promote", lambda: stage.run(_params(params), force))
+
+
+@app.command()
 def score(
     params: ParamsOpt = Path("params.yaml"),
     as_of: AsOfOpt = None,

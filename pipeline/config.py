@@ -53,6 +53,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "featurize.duckdb_threads",
     "mlflow",
     "registry.model_name",
+    "registry.promote",
     "score.model",
     "score.chunk_rows",
     "score.duckdb_memory_limit",
@@ -145,6 +146,8 @@ MOVED_KEYS: dict[str, str] = {
     "alert.timeout_seconds": "alert.delivery.timeout_seconds",
     "alert.batch_size": "alert.delivery.batch_size",
     "alert.ledger_retention_days": "alert.delivery.retention_days",
+    "registry.tolerance": "registry.min_improvement (the challenger must reach the champion's "
+    "figure on the same rows plus this; a worse model is never promoted)",
 }
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.base.errors import require_inputs
 from features.base.io import write_json, write_text
-from models import tracking
+from models import promotion, tracking
 from models.evaluation.curves import curves
 from models.evaluation.metrics import PREDICTIONS, headline, metrics_at_test_cutoff
 from models.evaluation.profit import profit_report
@@ -83,8 +83,11 @@ def _finish_run(
     truth: dict[str, Any],
     per_model: dict[str, dict],
     paths: list[Path],
+    predictions: pd.DataFrame,
+    rows: pd.DataFrame,
 ) -> dict[str, Any]:
-    """Log test figures into the training's MLflow run and decide the champion."""
+    """Log test figures into the training's MLflow run and decide the champion (on the same
+    test rows, models/promotion.py)."""
     tracking.setup_tracking(params.mlflow.tracking_uri, params.mlflow.experiment)
     run_id = summary.get("run_id")
     if not tracking.find_run(run_id, "test metrics"):
@@ -105,12 +108,15 @@ def _finish_run(
             elif path.exists():
                 mlflow.log_artifact(str(path), artifact_path="reports")
         mlflow.log_figure(summary_figure(per_model), "reports/test_curves.png")
-        decision = tracking.promote_if_better(
+        decision = promotion.decide(
             summary["model_name"],
             summary["model_version"],
+            rows,
+            predictions[LABEL].to_numpy(),
+            predictions["p_model"].to_numpy(),
             params.registry.metric,
-            float(metrics[params.registry.metric]),
-            params.registry.tolerance,
+            params.registry.min_improvement,
+            promotion.promotion_mode(params.registry.promote),
             metrics["test_cutoffs"],
         )
         mlflow.set_tag("promoted_to_champion", str(decision.promoted).lower())
@@ -146,7 +152,9 @@ def run(params: Params) -> dict[str, Any]:
     reports = [
         paths.metrics, paths.segments_report, paths.truth_report, paths.profit_report, paths.plots
     ]  # fmt: skip
-    decision = _finish_run(params, summary, metrics, truth, per_model, [Path(p) for p in reports])
+    decision = _finish_run(
+        params, summary, metrics, truth, per_model, [Path(p) for p in reports], predictions, rows
+    )
     write_json(paths.promotion_report, decision)
     log.info(
         "evaluate: roc_auc %.4f (logreg %.4f, rule %.4f), pr_auc %.4f, ece %.4f; %s",
