@@ -48,8 +48,25 @@ class LabelParams(Section):
     first_cutoff: str = "2024-07-01"
     lead_days: int = 0
     horizon_days: int = 30
-    # inactivity definition only: active = any event in this many days before the cutoff
+    # inactivity definition only: active = any activity event in this many days before the cutoff
     inactivity_lookback_days: int = 30
+    # the event types that count as activity (e.g. [purchase]: a delivery or a review is not),
+    # for "active at the cutoff" and "returned in the label window" (inactivity definition) and
+    # for min_prior_purchases. Null or []: every event type counts (the behaviour before).
+    activity_event_types: tuple[str, ...] | None = None
+    # population (both definitions): only customers with at least this many prior purchases =
+    # distinct timestamps of activity events (activity_event_types; all types when empty)
+    # strictly before the cutoff, over all their history. 0: off. 2 = repeat buyers.
+    min_prior_purchases: int = 0
+    # the last day whose data is complete (inclusive), e.g. "2024-12-30": activity events after it
+    # are ignored by the label, and a cutoff is labelled only if its window ends by the end of that
+    # day. Null: the day before the latest timestamp in any table (a late load then looks like
+    # churn; see tail_warning_ratio).
+    data_end: str | None = None
+    # inactivity definition: warn when activity events per day over the last 14 days before the
+    # data end fall below this share of the median daily rate of the 6 previous 30-day windows
+    # (an incomplete tail, which would look like churn). 0: off.
+    tail_warning_ratio: float = 0.5
 
     def validate(self) -> None:
         if self.lead_days < 0 or self.horizon_days <= 0 or self.inactivity_lookback_days <= 0:
@@ -57,6 +74,19 @@ class LabelParams(Section):
                 "label: lead_days must be >= 0, horizon_days and inactivity_lookback_days > 0; "
                 f"found {self.lead_days}, {self.horizon_days}, {self.inactivity_lookback_days}"
             )
+        if self.min_prior_purchases < 0:
+            raise ParamsError(
+                f"label.min_prior_purchases: expected 0 (off) or more, found "
+                f"{self.min_prior_purchases}"
+            )
+        if not 0 <= self.tail_warning_ratio <= 1:
+            raise ParamsError(
+                f"label.tail_warning_ratio: expected a share between 0 (off) and 1, found "
+                f"{self.tail_warning_ratio}"
+            )
+        types = list(self.activity_event_types or ())
+        if any(not str(t).strip() for t in types):
+            raise ParamsError(f"label.activity_event_types: a blank event type in {types}")
 
 
 @dataclass(frozen=True)
