@@ -29,6 +29,15 @@ Definitions
 
 A month or segment without customers (or responses, or buyers) has a null rate, never 0 and
 never a division error.
+
+Shapes of business
+------------------
+* No revenue (no customers.monthly_fee and no fee events with a value, e.g. a marketplace's
+  order log): the MRR columns are empty (null), MRR churn and NRR are null, the summary says so
+  in "notes" and the plots have no MRR or NRR panel (`has_revenue`).
+* A segment column with more than `KpiSpec.max_segment_levels` levels (8 by default) keeps its
+  largest levels by customers; the others are grouped as "(other)" (models/segments.py, the rule
+  the test metrics and the SHAP drivers use too), and the summary's "notes" list them.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from features.families.economic import monthly_fee_features
 from features.labels import active_customers
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables, max_timestamp
+from models.segments import MAX_SEGMENT_LEVELS, OTHER_LEVEL, Folding, fold_levels
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +87,7 @@ class KpiSpec:
     csat_satisfied_min: float = 8.0
     purchase_event_type: str = "purchase"
     featurize: FeaturizeParams = FeaturizeParams()
+    max_segment_levels: int = MAX_SEGMENT_LEVELS  # more levels: the largest + "(other)"
 
 
 def month_boundaries(first_month: dt.datetime, data_end: dt.datetime) -> list[dt.datetime]:
@@ -127,13 +138,35 @@ def check_segments(tables: Tables, segments: Sequence[str]) -> None:
         )
 
 
-def _segments_of(tables: Tables, segments: Sequence[str]) -> ibis.Table:
-    """customer_id and each segment column as text, nulls as MISSING."""
+def segment_foldings(
+    tables: Tables, segments: Sequence[str], max_levels: int = MAX_SEGMENT_LEVELS
+) -> dict[str, Folding]:
+    """Per segment column: its largest levels by customers kept, the others folded into
+    "(other)" when it has more than `max_levels` (models/segments.py)."""
     c = tables.customers
-    return c.select(
-        c.customer_id.cast("string").name("customer_id"),
-        *[c[s].cast("string").fill_null(MISSING).name(s) for s in segments],
-    )
+    out = {}
+    for s in segments:
+        level = c[s].cast("string").fill_null(MISSING).name("level")
+        counts = c.group_by(level).aggregate(n=c.count()).to_pyarrow().to_pandas()
+        out[s] = fold_levels(s, dict(zip(counts["level"], counts["n"], strict=True)), max_levels)
+    return out
+
+
+def _segments_of(
+    tables: Tables, segments: Sequence[str], max_levels: int = MAX_SEGMENT_LEVELS
+) -> ibis.Table:
+    """customer_id and each segment column as text, nulls as MISSING, levels beyond the
+    `max_levels` largest as "(other)"."""
+    c = tables.customers
+    foldings = segment_foldings(tables, segments, max_levels)
+    columns = []
+    for s in segments:
+        value = c[s].cast("string").fill_null(MISSING)
+        folding = foldings[s]
+        if folding.folded:
+            value = ibis.ifelse(value.isin(list(folding.kept)), value, ibis.literal(OTHER_LEVEL))
+        columns.append(value.name(s))
+    return c.select(c.customer_id.cast("string").name("customer_id"), *columns)
 
 
 def _boundary_map(bounds: Sequence[dt.datetime], shift: int) -> ibis.Table:
@@ -244,7 +277,7 @@ def monthly_churn(
 ) -> pd.DataFrame:
     """Per segment and month: active_start, churned, churn_rate, MRR, mrr_churn_rate, nrr."""
     check_segments(tables, spec.segments)
-    segs = _segments_of(tables, spec.segments)
+    segs = _segments_of(tables, spec.segments, spec.max_segment_levels)
     cm = customer_months(tables, bounds, spec)
     rows = _materialise(con, cm.join(segs, "customer_id"), "customer_months")
     data = _by_segment(
@@ -284,7 +317,7 @@ def cohort_retention(
 ) -> pd.DataFrame:
     """Per segment, signup-month cohort and age k >= 1: cohort size, active, retention."""
     check_segments(tables, spec.segments)
-    segs = _segments_of(tables, spec.segments)
+    segs = _segments_of(tables, spec.segments, spec.max_segment_levels)
     first_cohort = month_start(bounds[0] - dt.timedelta(days=1))
     last = bounds[-1]
     c = tables.customers
@@ -354,7 +387,7 @@ def experience(
         touchpoint=r.touchpoint.cast("string"),
         score=r.score.cast("float64"),
     )
-    segs = _segments_of(tables, spec.segments)
+    segs = _segments_of(tables, spec.segments, spec.max_segment_levels)
     j = r.left_join(segs, "customer_id")
     rows = j.select(
         "month",
@@ -415,7 +448,7 @@ def repeat_purchase(
     per = p.group_by(customer_id=p.customer_id.cast("string"), month=p.ts.truncate("M")).aggregate(
         purchases=p.count()
     )
-    segs = _segments_of(tables, spec.segments)
+    segs = _segments_of(tables, spec.segments, spec.max_segment_levels)
     j = per.left_join(segs, "customer_id")
     rows = j.select("month", "purchases", *[j[s].fill_null(MISSING).name(s) for s in spec.segments])
     rows = _materialise(con, rows, "purchases")
@@ -439,6 +472,17 @@ def repeat_purchase(
     )
     full["repeat_purchase_rate"] = _ratio(full["repeat_buyers"], full["buyers"])
     return full
+
+
+def has_revenue(churn: pd.DataFrame) -> bool:
+    """Whether `monthly_churn` found any monthly fee (else no MRR, MRR churn or NRR)."""
+    return bool(churn["mrr_start"].notna().any()) if "mrr_start" in churn.columns else False
+
+
+NO_REVENUE_NOTE = (
+    "no revenue per period (no customers.monthly_fee and no fee events with a value): MRR, "
+    "MRR churn and net revenue retention are empty and not plotted"
+)
 
 
 def _num(value: Any) -> float | None:
@@ -480,8 +524,11 @@ def summary(
     purchases: pd.DataFrame | None,
     bounds: Sequence[dt.datetime],
     spec: KpiSpec,
+    foldings: dict[str, Folding] | None = None,
 ) -> dict[str, Any]:
-    """reports/kpis.json: pooled and latest figures, overall and per segment (details in CSVs)."""
+    """reports/kpis.json: pooled and latest figures, overall and per segment (details in CSVs);
+    "notes" (only when there is something to say): no revenue, segment levels grouped as
+    "(other)" (`foldings`, from `segment_foldings`)."""
     out: dict[str, Any] = {
         "definition": spec.definition,
         "months": {
@@ -530,4 +577,8 @@ def summary(
                 else None,
             }
         out["repeat_purchase"] = rp
+    notes = [] if has_revenue(churn) else [NO_REVENUE_NOTE]
+    notes += [f.note() for f in (foldings or {}).values() if f.folded]
+    if notes:
+        out["notes"] = notes
     return out

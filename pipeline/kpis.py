@@ -2,7 +2,9 @@
 
 `paths.kpis_report` holds pooled and latest-month figures overall and per segment;
 `paths.kpis_dir` holds the monthly detail as CSV (monthly_churn.csv, cohort_retention.csv,
-experience.csv, repeat_purchase.csv) and PNG plots of the same.
+experience.csv, repeat_purchase.csv) and PNG plots of the same. Without revenue (no fees) there
+are no MRR or NRR panels; a segment column with many levels shows its largest levels and
+"(other)" (`value.kpi_segments`; models/kpis.py). The report's "notes" say both.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from models.kpis import (
     kpi_months,
     monthly_churn,
     repeat_purchase,
+    segment_foldings,
     summary,
 )
 from pipeline.config import Params
@@ -53,12 +56,21 @@ def compute(params: Params) -> dict[str, Any]:
                 "cohorts": cohort_retention(con, tables, bounds, spec),
                 "experience": experience(con, tables, bounds, spec),
                 "purchases": repeat_purchase(con, tables, bounds, spec),
+                "foldings": segment_foldings(tables, spec.segments, spec.max_segment_levels),
             }
         finally:
             con.disconnect()
     out["summary"] = summary(
-        out["churn"], out["cohorts"], out["experience"], out["purchases"], bounds, spec
+        out["churn"],
+        out["cohorts"],
+        out["experience"],
+        out["purchases"],
+        bounds,
+        spec,
+        out["foldings"],
     )
+    for note in out["summary"].get("notes", []):
+        log.warning("kpis: %s", note)
     return out
 
 

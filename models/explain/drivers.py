@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.catalog import GROUP_CHURN_TYPE
 from models.explain import treeshap
+from models.segments import fold_series
 from models.settings import ExplainParams
 from models.training.split import TrainingDataError
 
@@ -247,9 +248,10 @@ def segment_drivers(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Top `top_k` drivers (mean |SHAP| within the segment) for each level of each segment column.
 
-    Levels with fewer than `min_rows` sampled customers are left out (too noisy), and only the
-    `max_levels` largest levels of a column are kept. Returns the long table and notes about
-    columns or levels left out, in plain words.
+    Beyond the `max_levels` largest levels of a column the levels are grouped as "(other)"
+    (models/segments.py, the rule of the KPIs and the test metrics); then levels with fewer than
+    `min_rows` sampled customers are left out (too noisy). Returns the long table and notes about
+    columns missing, levels grouped and levels left out, in plain words.
     """
     if len(rows) != len(result.values):
         raise ValueError(f"segment rows ({len(rows)}) and SHAP rows ({len(result.values)}) differ")
@@ -258,18 +260,26 @@ def segment_drivers(
     abs_shap = np.abs(result.values)
     for column in segment_columns:
         if column not in rows.columns:
-            note = f"segment column {column!r} is not in the model table; skipped"
-            log.info(note)
+            note = (
+                f"segment column {column!r} is not in the model table (absent from customers, or "
+                "text with more than featurize.max_categories values, which is not a feature); "
+                "skipped"
+            )
+            log.warning(note)
             notes.append(note)
             continue
         levels = rows[column].astype("object").where(rows[column].notna(), MISSING_LEVEL)
-        levels = levels.astype(str).to_numpy()
+        folded, folding = fold_series(column, levels.astype(str), max_levels)
+        if folding.folded:
+            notes.append(folding.note())
+        levels = folded.to_numpy()
         counts = pd.Series(levels).value_counts()
-        kept = counts[counts >= min_rows].head(max_levels)
+        kept = counts[counts >= min_rows]
         if len(kept) < len(counts):
+            small = sorted(str(level) for level in counts.index.difference(kept.index))
             notes.append(
-                f"{column}: {len(counts) - len(kept)} of {len(counts)} levels not shown "
-                f"(fewer than {min_rows} sampled customers, or beyond the {max_levels} largest)"
+                f"{column}: {len(small)} of {len(counts)} levels not shown (fewer than "
+                f"{min_rows} sampled customers): {', '.join(small)}"
             )
         for level, n in kept.items():
             mask = levels == level

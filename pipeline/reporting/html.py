@@ -346,18 +346,26 @@ def _kpis_section(c: ReportContent) -> str:
         return f"<p>{_e(c.kpis_note)}</p>"
     k = c.kpis
     months = k.get("months") or {}
+    table = kpi_table(k)
+    revenue = [
+        ("mrr_churn_rate", "MRR churn", "pct"),
+        ("nrr", "Net revenue retention", "pct"),
+    ]
+    if not any(table[col].notna().any() for col, _, _ in revenue if col in table.columns):
+        revenue = []  # no fees: no empty MRR columns (the KPI notes say why)
     churn = html_table(
-        kpi_table(k),
+        table,
         [
             ("segment", "Segment", ""),
             ("churn_rate", "Monthly churn", "pct"),
-            ("mrr_churn_rate", "MRR churn", "pct"),
-            ("nrr", "Net revenue retention", "pct"),
+            *revenue,
             ("churned", "Churned", "int"),
             ("latest_active", "Active (latest month)", "int"),
             ("latest_churn_rate", "Churn (latest month)", "pct"),
         ],
     )
+    notes = "".join(f"<li>{_e(n)}</li>" for n in k.get("notes") or [])
+    notes = f"<ul class='note'>{notes}</ul>" if notes else ""
     experience = html_table(
         experience_table(k),
         [("measure", "Measure", ""), ("value", "Value", "num"), ("responses", "Responses", "int")],
@@ -372,7 +380,8 @@ def _kpis_section(c: ReportContent) -> str:
         f"<p class='note'>Monthly figures from {_e(months.get('first'))} to "
         f"{_e(months.get('last'))} ({_e(k.get('definition'))} churn definition), pooled over the "
         f"months; the full tables are in reports/kpis/. Cohort retention (share still active "
-        f"after signup): {_e(cohort_text)}.</p>{churn}<h3>Experience</h3>{experience}{images}"
+        f"after signup): {_e(cohort_text)}.</p>{notes}{churn}<h3>Experience</h3>{experience}"
+        f"{images}"
     )
 
 

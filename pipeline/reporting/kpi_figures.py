@@ -1,5 +1,6 @@
 """The monthly KPI plots of `churn kpis` (churn, MRR churn, NRR, cohorts, NPS/CSAT, repeat
-purchases), for the whole population and per segment."""
+purchases), for the whole population and per segment. Without revenue (no fees) the churn plot
+has the customer churn panel only, never empty MRR or NRR panels."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from models.kpis import ALL
+from models.kpis import ALL, has_revenue
 from pipeline.reporting.figures import pyplot
 
 
@@ -16,17 +17,18 @@ def _overall(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[frame["segment_column"] == ALL]
 
 
+CHURN_PANELS = (("churn_rate", "Customer churn rate"),)
+REVENUE_PANELS = (("mrr_churn_rate", "MRR churn rate"), ("nrr", "Net revenue retention"))
+
+
 def plot_churn(churn: pd.DataFrame):
-    """Churn rate, MRR churn rate and NRR by month, for the whole population."""
+    """Churn rate, MRR churn rate and NRR by month, for the whole population (the customer churn
+    rate alone when there is no revenue)."""
     plt = pyplot()
     data = _overall(churn)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, col, title in zip(
-        axes,
-        ("churn_rate", "mrr_churn_rate", "nrr"),
-        ("Customer churn rate", "MRR churn rate", "Net revenue retention"),
-        strict=True,
-    ):
+    panels = CHURN_PANELS + (REVENUE_PANELS if has_revenue(churn) else ())
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (col, title) in zip(axes[0], panels, strict=True):
         ax.plot(data["month"], data[col], marker="o")
         ax.set_title(title)
         ax.tick_params(axis="x", rotation=45)
@@ -36,7 +38,8 @@ def plot_churn(churn: pd.DataFrame):
 
 
 def plot_segment_churn(churn: pd.DataFrame, column: str):
-    """Monthly churn rate per value of one segment column."""
+    """Monthly churn rate per value of one segment column (at most the largest levels and
+    "(other)": models/kpis.py folds the rest)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
     for value, frame in churn.loc[churn["segment_column"] == column].groupby("segment"):

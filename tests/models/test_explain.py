@@ -270,7 +270,33 @@ def test_segment_drivers_find_each_segments_own_driver_and_skip_absent_columns()
     assert top.loc["south", "mean_shap"] > 0 and top.loc["north", "customers"] == 100
     assert top.loc["north", "churn_rate"] == pytest.approx(rows["churned"][:100].mean())
     assert any("value_tier" in note and "skipped" in note for note in notes)
-    assert any("region" in note and "1 of 3 levels" in note for note in notes)
+    assert any("region" in note and "1 of 3 levels not shown" in note for note in notes)
+    assert any(note.endswith("sampled customers): tiny") for note in notes)
+
+
+def test_a_sixty_level_segment_shows_its_largest_levels_and_groups_the_rest() -> None:
+    sizes = [60 - i for i in range(10)] + [10] * 50  # 60 levels, city_00 the largest
+    city = np.repeat([f"city_{i:02d}" for i in range(60)], sizes)
+    n = len(city)
+    rng = np.random.default_rng(2)
+    result = ex.ShapResult(
+        values=rng.normal(size=(n, 2)),
+        base_value=0.0,
+        features=["a", "b"],
+        data=pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)}),
+    )
+    rows = pd.DataFrame({"city": city, "churned": np.arange(n) % 4 == 0})
+    table, notes = ex.segment_drivers(
+        result, rows, ["city"], _catalog(), top_k=1, max_levels=8, min_rows=30
+    )
+    shown = table.set_index("level")["customers"]
+    assert set(shown.index) == {*(f"city_{i:02d}" for i in range(8)), "(other)"}
+    assert shown["(other)"] == n - sum(sizes[:8])  # every customer in exactly one level
+    folded = ", ".join(f"city_{i:02d}" for i in range(8, 60))
+    assert notes == [
+        f"city: 60 levels; the 8 largest are shown and the other 52 are grouped as "
+        f"'(other)': {folded}"
+    ]
 
 
 def test_touchpoint_features_take_the_longest_matching_name() -> None:

@@ -31,15 +31,18 @@ import yaml
 from features.tables import Tables, connect
 from models.kpis import (
     ALL,
+    NO_REVENUE_NOTE,
     KpiInputError,
     KpiSpec,
     cohort_retention,
     experience,
+    has_revenue,
     kpi_months,
     month_boundaries,
     monthly_churn,
     repeat_purchase,
 )
+from models.segments import OTHER_LEVEL
 
 from helpers import churn
 
@@ -352,6 +355,103 @@ def test_stage_writes_reports(tmp_path):
     assert {"monthly_churn.csv", "cohort_retention.csv", "experience.csv", "churn.png"} <= files
     monthly = pd.read_csv(tmp_path / "kpis" / "monthly_churn.csv")
     assert len(monthly) == 3 * (1 + 3 + 2)  # months x (all + 3 plans + 2 countries)
+    assert "notes" not in report  # fees and few levels: nothing to say
+    assert _width_over_height(tmp_path / "kpis" / "churn.png") > 2.5  # churn, MRR churn, NRR
+
+
+def _width_over_height(png) -> float:
+    from matplotlib.image import imread
+
+    height, width = imread(png).shape[:2]
+    return width / height
+
+
+def test_no_fee_means_no_revenue_and_a_churn_figure_without_mrr_panels(con):
+    from pipeline.reporting.kpi_figures import plot_churn
+
+    no_fee = Tables(
+        customers=ibis.memtable(customers().drop_columns(["monthly_fee"])),
+        churn_events=ibis.memtable(churn_events()),
+        events=ibis.memtable(events().drop_columns(["value"])),
+    )
+    got = monthly_churn(con, no_fee, BOUNDS, SPEC)
+    assert not has_revenue(got) and has_revenue(monthly_churn(con, hand_tables(), BOUNDS, SPEC))
+    assert got[["mrr_start", "mrr_churn_rate", "nrr"]].isna().all().all()
+    assert row(got, ALL, ALL, JAN).churn_rate == pytest.approx(1 / 3)  # churn is unchanged
+    titles = [ax.get_title() for ax in plot_churn(got).axes]
+    assert titles == ["Customer churn rate"]
+
+
+def marketplace(n_cities: int = 60) -> dict[str, pa.Table]:
+    """An order log without fees: 100 customers in `n_cities` cities (city_00 .. city_07 have
+    6 customers each, the others 1), signed up Dec 2023; every 5th churns in February."""
+    ids = [f"c{i:03d}" for i in range(100)]
+    city = [
+        f"city_{i:02d}" if i < n_cities else f"city_{(i - n_cities) % 8:02d}" for i in range(100)
+    ]
+    cust = pa.table(
+        {
+            "customer_id": ids,
+            "signup_date": pa.array([ts("2023-12-01 09:00")] * 100, TS),
+            "city": city,
+        }
+    )
+    churners = ids[::5]
+    ce = pa.table(
+        {
+            "customer_id": churners,
+            "churn_date": pa.array([ts("2024-02-10 10:00")] * len(churners), TS),
+        }
+    )
+    ev = pa.table(
+        {
+            "customer_id": ids,
+            "ts": pa.array([ts("2024-03-31 12:00")] * 100, TS),
+            "event_type": ["purchase"] * 100,
+        }
+    )
+    return {"customers": cust, "churn_events": ce, "events": ev}
+
+
+def test_stage_without_revenue_and_a_sixty_level_segment(tmp_path, caplog):
+    """`churn kpis` on a marketplace: no MRR/NRR (a note), 8 cities + "(other)" (a note)."""
+    interim = tmp_path / "interim"
+    interim.mkdir()
+    for name, table in marketplace().items():
+        pq.write_table(table, interim / f"{name}.parquet")
+    params = {
+        "paths": {
+            "interim": str(interim),
+            "kpis_report": str(tmp_path / "kpis.json"),
+            "kpis_dir": str(tmp_path / "kpis"),
+        },
+        "value": {"kpi_first_month": "2024-01-01", "kpi_segments": ["city"]},
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    assert churn("kpis", "--params", path) == 0
+    report = json.loads((tmp_path / "kpis.json").read_text(encoding="utf-8"))
+    overall = report["churn"][ALL]
+    assert overall["churned"] == 20 and overall["churn_rate"] is not None
+    assert overall["mrr_churn_rate"] is None and overall["nrr"] is None
+    top = [f"city_{i:02d}" for i in range(8)]
+    assert set(report["churn"]) == {ALL, *(f"city={c}" for c in top), f"city={OTHER_LEVEL}"}
+    # 52 customers (one per folded city) in Jan and Feb; the 10 of them who churn in Feb not in Mar
+    assert report["churn"][f"city={OTHER_LEVEL}"]["customer_months"] == 52 + 52 + 42
+    folded = ", ".join(f"city_{i:02d}" for i in range(8, 60))
+    assert report["notes"] == [
+        NO_REVENUE_NOTE,
+        f"city: 60 levels; the 8 largest are shown and the other 52 are grouped as "
+        f"'(other)': {folded}",
+    ]
+    assert NO_REVENUE_NOTE in caplog.text
+    out = tmp_path / "kpis"
+    assert {"monthly_churn.csv", "churn.png", "churn_by_city.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    monthly = pd.read_csv(out / "monthly_churn.csv")
+    assert len(monthly) == 3 * (1 + 8 + 1)  # months x (all + 8 cities + other)
+    assert _width_over_height(out / "churn.png") < 2  # the customer churn panel alone
 
 
 def test_stage_bad_segment_exits_2(tmp_path, caplog):
