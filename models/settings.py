@@ -77,6 +77,9 @@ class TrainParams(Section):
     # validation cutoffs also need calibration.folds of each: the calibrator is cross-fitted)
     min_eval_rows_per_class: int = 5
     exclude_features: tuple[str, ...] = ()
+    # after the choices on the validation cutoff, refit the model and the baselines on the
+    # training + validation cutoffs (rounds: best_iteration x rows(train+valid) / rows(train))
+    refit: bool = True
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     tuning: TuningParams = field(default_factory=TuningParams)
     baselines: BaselineParams = field(default_factory=BaselineParams)
@@ -205,10 +208,10 @@ class ValueParams(Section):
     contact_cost: float = 10.0
     tier_owners: dict[str, str] = field(
         default_factory=lambda: {
-            "bronze": "customer_success",
-            "silver": "customer_success",
-            "gold": "account_management",
-            "platinum": "account_management",
+            "bronze": "call_centre",
+            "silver": "call_centre",
+            "gold": "account_manager",
+            "platinum": "account_manager",
         }
     )
     # KPIs (models/kpis.py, `churn kpis`)

@@ -1,8 +1,11 @@
 """Stages `alert` and `alert_backtest`: early-warning alerts from experience data and scores.
 
-`churn alert [--as-of DATE]` evaluates the rules file (`alert.rules`) at the as-of date and writes
-the alerts (`paths.alerts`: alerts.parquet and .csv) and `paths.alerts_report`, each atomically,
-then delivers new alerts to the owner teams' enabled channels (pipeline/delivery.py). Default
+`churn alert [--as-of DATE]` evaluates the rules file (`alert.rules`) at the as-of date, groups
+what fired into one work item per customer and owner team (models/warning/alerts.py
+`work_items`: every rule with its evidence and action text, due from the run's time, contact
+columns), writes them (`paths.alerts`: alerts.parquet and .csv) and `paths.alerts_report`, each
+atomically, then delivers new items to the owner teams' enabled channels (pipeline/delivery.py).
+The priority list's owners (`value.tier_owners`) must be teams of the rules file. Default
 as-of: the scores' as_of when the scores exist, else the day after the latest timestamp in the
 data (so every record counts). The as-of day itself is never read (models/warning/alerts.py).
 
@@ -21,11 +24,18 @@ from typing import Any
 
 import pandas as pd
 
-from features.base.errors import require_inputs
+from features.base.errors import BadInputError, require_inputs
 from features.base.io import atomic_path, write_json, write_parquet, write_text
 from features.lexicon import load_lexicon
 from features.tables import connect, load_tables
-from models.warning.alerts import SCORE_FIELD_TYPES, alerts_table, backtest, build_alerts
+from models.warning.alerts import (
+    SCORE_FIELD_TYPES,
+    WORK_COLUMNS,
+    alerts_table,
+    backtest,
+    build_alerts,
+    work_items,
+)
 from models.warning.window import (
     default_as_of,
     load_checked_rules,
@@ -57,24 +67,44 @@ def run(params: Params, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
             schema_fields(paths.scores),
         )
         channels = channels_of(rules_file)  # a bad channel is bad input before any alert
+        check_owner_teams(rules_file.team_names, params.value.tier_owners, cfg.rules)
         snapshot = snapshot_at(tables, rules_file, as_of, paths.score_features, paths.scores)
         con.disconnect()
-    alerts = build_alerts(rules_file, snapshot, lexicon)
+    fired = build_alerts(rules_file, snapshot, lexicon)
+    raised_at = pd.Timestamp.now(tz="UTC").floor("s")
+    alerts = work_items(fired, rules_file, raised_at, snapshot)
     out_dir = Path(paths.alerts)
-    table = alerts_table(alerts)
+    table = alerts_table(alerts, [*WORK_COLUMNS, *rules_file.contact_columns])
     write_parquet(out_dir / "alerts.parquet", table)
     with atomic_path(out_dir / "alerts.csv") as tmp_csv:
         table.to_pandas().to_csv(tmp_csv, index=False)
-    write_text(paths.alerts_report, alerts_report(alerts, rules_file, as_of, []))
+    write_text(paths.alerts_report, alerts_report(fired, alerts, rules_file, as_of, []))
     deliveries = []
     if cfg.delivery.enabled:
         deliveries = deliver(alerts, channels, paths.ledger, cfg.delivery)
     if not Path(paths.ledger).exists():  # a declared (persisted) DVC output: always present
         write_json(paths.ledger, load_ledger(paths.ledger))
     if deliveries:
-        write_text(paths.alerts_report, alerts_report(alerts, rules_file, as_of, deliveries))
-    log.info("alerts at %s: %d -> %s", as_of.date(), len(alerts), out_dir)
+        write_text(paths.alerts_report, alerts_report(fired, alerts, rules_file, as_of, deliveries))
+    log.info(
+        "alerts at %s: %d rule firing(s) -> %d work item(s) (customer x owner team) -> %s",
+        as_of.date(),
+        len(fired),
+        len(alerts),
+        out_dir,
+    )
     return alerts
+
+
+def check_owner_teams(teams: tuple[str, ...], tier_owners: dict[str, str], rules: str) -> None:
+    """The priority list and the alerts route to one set of teams (those of the rules file)."""
+    unknown = sorted({t for t in tier_owners.values() if t not in teams})
+    if unknown:
+        raise BadInputError(
+            f"value.tier_owners names team(s) {unknown} that {rules} does not declare (teams: "
+            f"{list(teams)}); the priority list and the alerts must route to the same teams: "
+            "use those names in value.tier_owners or declare the teams under `teams:`"
+        )
 
 
 def run_backtest(params: Params) -> dict[str, Any]:

@@ -230,7 +230,7 @@ def email_message(
     lines = [f"{len(alerts)} alert(s) for team {team}:", ""]
     for a in alerts:
         lines.append(
-            f"- [{a.get('level')}] {a.get('rule')} customer {a.get('customer_id')}, "
+            f"- [{a.get('level')}] {a.get('rules')} customer {a.get('customer_id')}, "
             f"due {a.get('due_at')}: {a.get('evidence')}"
         )
     msg.set_content("\n".join(lines) + "\n")

@@ -48,6 +48,7 @@ from models.warning.rules import (
     TEXT_FIELDS,
     FieldType,
     Rule,
+    RuleError,
     RulesFile,
     allowed_values,
     evaluate,
@@ -464,6 +465,98 @@ def build_alerts(rules_file: RulesFile, snapshot: Snapshot, lexicon: Lexicon) ->
     return out.drop(columns="_rank").reset_index(drop=True)
 
 
+# ---------------------------------------------------------------- work items for people
+
+# One row per customer and owner team: what a person acts on (alerts.parquet / .csv, delivery).
+WORK_COLUMNS: tuple[str, ...] = (
+    "alert_id",
+    "as_of",
+    "raised_at",
+    "customer_id",
+    "owner_team",
+    "level",
+    "rules",
+    "sources",
+    "triggered_at",
+    "due_at",
+    "actions",
+    "evidence",
+    "churn_probability",
+    "value_tier",
+    *REASON_COLUMNS,
+)
+
+
+def work_items(
+    alerts: pd.DataFrame,
+    rules_file: RulesFile,
+    raised_at: pd.Timestamp,
+    snapshot: Snapshot | None = None,
+) -> pd.DataFrame:
+    """The rules' alerts grouped into one row per customer and owner team.
+
+    Several rules firing for one customer and team become one item: the highest level, every rule
+    with its evidence and action text, the earliest trigger time. `due_at` counts from when the
+    item is raised (`raised_at`, the run's time), by the most urgent of its rules' due hours, so
+    an item is never already overdue when it is written. The rules file's `contact_columns` are
+    copied from the customer's data. `alert_id` is deterministic in the customer, the team and
+    the member alerts, so redelivery of the same item is recognised.
+    """
+    raised_at = pd.Timestamp(raised_at).tz_convert("UTC")
+    contacts = list(rules_file.contact_columns)
+    if alerts.empty:
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in (*WORK_COLUMNS, *contacts)})
+        return out
+    frame = alerts.copy()
+    frame["_rank"] = frame["level"].map(_LEVEL_RANK)
+    frame["_due_hours"] = [rules_file.due(rules_file.rule(r)) for r in frame["rule"]]
+    frame["_action"] = [rules_file.rule(r).action for r in frame["rule"]]
+    frame = frame.sort_values(["customer_id", "owner_team", "_rank", "triggered_at", "rule"])
+    rows = []
+    for (customer, team), group in frame.groupby(["customer_id", "owner_team"], sort=False):
+        first = group.iloc[0]
+        rules = list(dict.fromkeys(group["rule"]))
+        members = ",".join(sorted(group["alert_id"]))
+        row = {
+            "alert_id": hashlib.sha256(f"{customer}|{team}|{members}".encode()).hexdigest()[:20],
+            "as_of": first["as_of"],
+            "raised_at": raised_at,
+            "customer_id": customer,
+            "owner_team": team,
+            "level": first["level"],
+            "rules": ", ".join(rules),
+            "sources": ", ".join(dict.fromkeys(group["source"])),
+            "triggered_at": pd.to_datetime(group["triggered_at"], utc=True).min(),
+            "due_at": raised_at + pd.Timedelta(hours=int(group["_due_hours"].min())),
+            "actions": "; ".join(a for a in dict.fromkeys(group["_action"]) if a),
+            "evidence": " | ".join(
+                f"{r}: {e}" for r, e in zip(group["rule"], group["evidence"], strict=True)
+            ),
+            "churn_probability": first["churn_probability"],
+            "value_tier": first["value_tier"],
+        }
+        for col in REASON_COLUMNS:
+            row[col] = first[col]
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=list(WORK_COLUMNS))
+    if contacts:
+        frames = [] if snapshot is None else [snapshot.customers, snapshot.features]
+        frames += [] if snapshot is None else [snapshot.scores]
+        available = {c for f in frames if f is not None for c in f.columns}
+        missing = [c for c in contacts if c not in available]
+        if missing:
+            raise RuleError(
+                f"{rules_file.path}: contact_columns {missing} are not columns of the customers "
+                "table, the feature table or the scores; list existing customer columns (e.g. "
+                "email, phone) or remove them"
+            )
+        found = _customer_columns(snapshot, contacts)  # type: ignore[arg-type]
+        out = out.merge(found[["customer_id", *contacts]], on="customer_id", how="left")
+    out["_rank"] = out["level"].map(_LEVEL_RANK)
+    out = out.sort_values(["_rank", "due_at", "customer_id", "owner_team"], kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)
+
+
 # ---------------------------------------------------------------- backtest
 
 
@@ -639,16 +732,19 @@ def _backtest_scored(
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "as_of": pa.timestamp("us", tz="UTC"),
+    "raised_at": pa.timestamp("us", tz="UTC"),
     "triggered_at": pa.timestamp("us", tz="UTC"),
     "due_at": pa.timestamp("us", tz="UTC"),
     "churn_probability": pa.float64(),
 }
 
 
-def alerts_table(alerts: pd.DataFrame) -> pa.Table:
-    """A fixed schema, so that an empty run writes the same columns as a full one."""
+def alerts_table(alerts: pd.DataFrame, columns: Iterable[str] = ALERT_COLUMNS) -> pa.Table:
+    """A fixed schema, so that an empty run writes the same columns as a full one (extra columns,
+    e.g. contacts, as text)."""
+    columns = list(columns)
     arrays = []
-    for col in ALERT_COLUMNS:
+    for col in columns:
         kind = _ARROW_TYPES.get(col, pa.string())
         values = alerts[col] if col in alerts.columns else pd.Series([], dtype=object)
         if pa.types.is_timestamp(kind):
@@ -658,4 +754,4 @@ def alerts_table(alerts: pd.DataFrame) -> pa.Table:
         else:
             values = values.astype(object).where(values.notna(), None)
         arrays.append(pa.array(values, type=kind, from_pandas=True))
-    return pa.Table.from_arrays(arrays, names=list(ALERT_COLUMNS))
+    return pa.Table.from_arrays(arrays, names=columns)

@@ -742,6 +742,7 @@ class Rule:
     cooldown_days: int = 30
     routes: tuple[Route, ...] = ()
     due_hours: int | None = None
+    action: str = ""  # what the owner team should do; the description when not given
 
     @property
     def fields(self) -> set[str]:
@@ -765,6 +766,12 @@ class RulesFile:
     due_hours: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DUE_HOURS))
     # `teams:` as written, team -> settings: the delivery reads the channels from it
     teams: dict[str, Any] = field(default_factory=dict)
+    # customer columns copied onto each alert so the owner can act (e.g. email, phone)
+    contact_columns: tuple[str, ...] = ()
+
+    @property
+    def team_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*OWNER_TEAMS, *self.teams]))
 
     def rule(self, name: str) -> Rule:
         for r in self.rules:
@@ -794,8 +801,9 @@ _RULE_KEYS = {
     "cooldown_days",
     "routing",
     "due_hours",
+    "action",
 }
-_FILE_KEYS = {"rules", "routing", "default_owner", "levels", "teams"}
+_FILE_KEYS = {"rules", "routing", "default_owner", "levels", "teams", "contact_columns"}
 
 
 def need(cond: bool, where: str, message: str) -> None:
@@ -910,7 +918,15 @@ def parse_rules(
         need(rule.name not in seen, f"{source}: rules[{i}]", f"duplicate rule name {rule.name!r}")
         seen.add(rule.name)
         rules.append(rule)
-    return RulesFile(source, tuple(rules), routes, default_owner, due_hours, dict(teams_data))
+    contacts = data.get("contact_columns") or []
+    need(
+        isinstance(contacts, list) and all(isinstance(c, str) for c in contacts),
+        f"{source}: contact_columns",
+        f"expected a list of customer column names, found {contacts!r}",
+    )
+    return RulesFile(
+        source, tuple(rules), routes, default_owner, due_hours, dict(teams_data), tuple(contacts)
+    )
 
 
 def _parse_rule(
@@ -968,6 +984,7 @@ def _parse_rule(
         cooldown_days=whole_number(item.get("cooldown_days", 30), f"{where}.cooldown_days", 0),
         routes=parse_routes(item.get("routing"), f"{where}.routing", teams),
         due_hours=None if due is None else whole_number(due, f"{where}.due_hours", 1),
+        action=str(item.get("action") or item.get("description") or ""),
     )
 
 

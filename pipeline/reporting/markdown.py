@@ -18,26 +18,33 @@ def _count_table(alerts: pd.DataFrame, column: str, order: list[str] | None = No
 
 
 def alerts_report(
-    alerts: pd.DataFrame, rules_file: RulesFile, as_of: pd.Timestamp, deliveries: list[Any]
+    fired: pd.DataFrame,
+    items: pd.DataFrame,
+    rules_file: RulesFile,
+    as_of: pd.Timestamp,
+    deliveries: list[Any],
 ) -> str:
-    """reports/alerts.md: counts by rule, level and owner team (and the delivery outcome)."""
+    """reports/alerts.md: rule firings by rule; work items (one per customer and owner team) by
+    level and owner team; the delivery outcome."""
     lines = [
         f"# Early-warning alerts at {as_of.date().isoformat()}",
         "",
-        f"{len(alerts)} alert(s) from {len(rules_file.rules)} rule(s) in `{rules_file.path}`; "
-        f"{alerts['customer_id'].nunique() if len(alerts) else 0} customer(s).",
+        f"{len(items)} work item(s) (one per customer and owner team) for "
+        f"{items['customer_id'].nunique() if len(items) else 0} customer(s), from {len(fired)} "
+        f"firing(s) of {len(rules_file.rules)} rule(s) in `{rules_file.path}`. Each item is due "
+        "from when it was raised (`raised_at`), by its most urgent rule's due hours.",
         "",
-        "## By rule",
+        "## Firings by rule",
         "",
-        *_count_table(alerts, "rule", [r.name for r in rules_file.rules]),
+        *_count_table(fired, "rule", [r.name for r in rules_file.rules]),
         "",
-        "## By level",
+        "## Work items by level",
         "",
-        *_count_table(alerts, "level", ["critical", "high", "medium", "low"]),
+        *_count_table(items, "level", ["critical", "high", "medium", "low"]),
         "",
-        "## By owner team",
+        "## Work items by owner team",
         "",
-        *_count_table(alerts, "owner_team"),
+        *_count_table(items, "owner_team"),
         "",
     ]
     if deliveries:

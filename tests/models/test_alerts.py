@@ -18,8 +18,9 @@ from models.warning.alerts import (
     days_to_renewal,
     fields_by_source,
     snapshot_fields,
+    work_items,
 )
-from models.warning.rules import RulesFile, check_rules, parse_rules
+from models.warning.rules import RuleError, RulesFile, check_rules, parse_rules
 
 LEXICON = load_lexicon()
 AS_OF = pd.Timestamp("2024-07-01", tz="UTC")
@@ -458,3 +459,47 @@ def test_records_at_or_after_the_as_of_date_never_change_the_alerts(rows: list[t
     past_t["closed_at"] = past_t["closed_at"].where(past_t["closed_at"] < AS_OF)
     only_past = alerts_of(rf, snapshot(responses=low[low["ts"] < AS_OF], tickets=past_t))
     pd.testing.assert_frame_equal(everything, only_past, check_dtype=False)
+
+
+# ---------------------------------------------------------------- work items for people
+
+
+def test_work_items_group_a_customers_alerts_per_owner_and_count_due_from_the_raise() -> None:
+    """Three rules fire for c1 (two route to the same team): one item per customer and team,
+    the highest level, every rule's evidence and action, due from the run's time."""
+    file = rules(
+        rule("score <= 5", name="csat_low", level="medium", action="Call back."),
+        rule('metric == "csat" and score <= 3', name="csat_very_low", level="critical"),
+        rule("mentions(price)", name="price", level="low", routing=[{"owner": "sales"}]),
+        contact_columns=["country"],
+    )
+    snap = snapshot(
+        responses=responses(
+            [
+                ("c1", "2024-06-01 10:00", "support", "csat", 2, "too expensive"),
+                ("c2", "2024-06-20 09:00", "support", "csat", 4, ""),
+            ]
+        )
+    )
+    fired = alerts_of(file, snap)
+    assert len(fired) == 4  # c1: csat_low, csat_very_low, price; c2: csat_low
+    raised = ts("2024-06-30 08:00")  # a month after the c1 responses: they were long overdue
+    items = work_items(fired, file, raised, snap)
+    assert not items.duplicated(["customer_id", "owner_team"]).any() and len(items) == 3
+    c1 = items[(items["customer_id"] == "c1") & (items["owner_team"] == "support")].iloc[0]
+    assert c1["level"] == "critical" and c1["rules"] == "csat_very_low, csat_low"
+    assert c1["due_at"] == raised + pd.Timedelta(hours=24)  # the critical rule's due time
+    assert c1["triggered_at"] == ts("2024-06-01 10:00") and c1["raised_at"] == raised
+    assert "csat_low: " in c1["evidence"] and "csat_very_low: " in c1["evidence"]
+    assert c1["actions"] == "Call back."  # csat_very_low has no action text or description
+    assert c1["country"] == "US"  # a contact column copied from the customer
+    assert (items["due_at"] > items["raised_at"]).all()
+    order = ["critical", "high", "medium", "low"]
+    assert list(items["level"]) == sorted(items["level"], key=order.index)
+
+
+def test_a_contact_column_that_does_not_exist_is_an_error_naming_it() -> None:
+    file = rules(rule("score <= 5"), contact_columns=["email"])
+    snap = snapshot(responses=responses([("c1", "2024-06-01", "support", "csat", 2, "")]))
+    with pytest.raises(RuleError, match=r"contact_columns \['email'\]"):
+        work_items(alerts_of(file, snap), file, ts("2024-06-30"), snap)

@@ -28,6 +28,7 @@ RULES = {
             "level": "high",
             "condition": 'touchpoint == "after_sales" and score <= 5',
             "window_days": 30,
+            "action": "Call within a day.",
         },
         {
             "name": "price_mention",
@@ -212,12 +213,31 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def firings(alerts: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(rule, customer, owner team) of every rule listed on the work items."""
+    return sorted(
+        (rule, c, team)
+        for rules, c, team in zip(
+            alerts["rules"], alerts["customer_id"], alerts["owner_team"], strict=True
+        )
+        for rule in rules.split(", ")
+    )
+
+
 def test_alert_stage_writes_alerts_csv_and_report(project: Path) -> None:
+    started = pd.Timestamp.now(tz="UTC").floor("s")
     assert (
         churn("alert", "--params", project / "params.yaml") == 0
     )  # default as-of: the scores' (07-01)
     alerts = pd.read_parquet(project / "alerts" / "alerts.parquet")
-    got = sorted(zip(alerts["rule"], alerts["customer_id"], alerts["owner_team"], strict=True))
+    # one work item per customer and owner team, with every rule that fired for them
+    assert not alerts.duplicated(["customer_id", "owner_team"]).any()
+    assert len(alerts) == 5
+    # due from when the item was raised (this run), never already overdue when written
+    assert (alerts["raised_at"] >= started).all() and (alerts["due_at"] > alerts["raised_at"]).all()
+    with_csat = alerts["rules"].str.contains("after_sales_csat_low")
+    assert with_csat.sum() == 2 and (alerts.loc[with_csat, "actions"] == "Call within a day.").all()
+    got = firings(alerts)
     assert got == [
         ("after_sales_csat_low", "c1", "support"),
         ("after_sales_csat_low", "c2", "account_manager"),  # c4 left on 06-25; 07-01 unseen
@@ -240,22 +260,29 @@ def test_alert_stage_writes_alerts_csv_and_report(project: Path) -> None:
     assert (project / "alerts" / "delivery_ledger.json").exists()  # a declared output
 
 
-def test_same_as_of_twice_gives_identical_files(project: Path) -> None:
+def test_same_as_of_twice_gives_the_same_alerts(project: Path) -> None:
+    """Only the raise time (and the due time counted from it) differs between two runs."""
     params = project / "params.yaml"
     assert churn("alert", "--params", params, "--as-of", "2024-07-01") == 0
-    first = {p.name: p.read_bytes() for p in (project / "alerts").glob("alerts.*")}
+    first = pd.read_parquet(project / "alerts" / "alerts.parquet")
     assert churn("alert", "--params", params, "--as-of", "2024-07-01") == 0
-    second = {p.name: p.read_bytes() for p in (project / "alerts").glob("alerts.*")}
-    assert first == second and set(first) == {"alerts.parquet", "alerts.csv"}
+    second = pd.read_parquet(project / "alerts" / "alerts.parquet")
+    timing = ["raised_at", "due_at"]
+    pd.testing.assert_frame_equal(first.drop(columns=timing), second.drop(columns=timing))
+    assert set(p.name for p in (project / "alerts").glob("alerts.*")) == {
+        "alerts.parquet",
+        "alerts.csv",
+    }
 
 
 def test_an_earlier_as_of_ignores_later_scores(project: Path) -> None:
     assert churn("alert", "--params", project / "params.yaml", "--as-of", "2024-06-23") == 0
     alerts = pd.read_parquet(project / "alerts" / "alerts.parquet")
-    assert "high_risk" not in set(alerts["rule"])  # the scores are dated 07-01: the future
-    assert "escalated_open" not in set(alerts["rule"])  # tickets opened on 06-24
+    rules = {rule for rule, _, _ in firings(alerts)}
+    assert "high_risk" not in rules  # the scores are dated 07-01: the future
+    assert "escalated_open" not in rules  # tickets opened on 06-24
     assert alerts["churn_probability"].isna().all()
-    assert "price_mention" in set(alerts["rule"])
+    assert "price_mention" in rules
 
 
 def test_an_invalid_rule_fails_with_exit_2_and_names_it(
@@ -342,9 +369,19 @@ def test_without_scores_the_as_of_is_the_day_after_the_data(
     alerts = pd.read_parquet(project / "alerts" / "alerts.parquet")
     # latest timestamp: a ticket closed 2024-07-03 -> as-of 2024-07-04
     assert set(alerts["as_of"]) == {ts("2024-07-04")}
-    assert "high_risk" not in set(alerts["rule"]) and "rule high_risk: no scores" in caplog.text
+    got = firings(alerts)
+    assert "high_risk" not in {r for r, _, _ in got} and "rule high_risk: no scores" in caplog.text
     # the 07-01 after-sales CSAT of c2 is now before the as-of date; c2 has a cool-down from 06-21
-    assert sorted(alerts.loc[alerts["rule"] == "after_sales_csat_low", "customer_id"]) == [
-        "c1",
-        "c2",
-    ]
+    assert sorted(c for r, c, _ in got if r == "after_sales_csat_low") == ["c1", "c2"]
+
+
+def test_priority_owners_must_be_teams_of_the_rules_file(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The priority list and the alerts route to one set of team names."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["value"] = {"tier_owners": {"bronze": "customer_success", "gold": "account_manager"}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    with caplog.at_level(logging.ERROR):
+        assert churn("alert", "--params", project / "params.yaml") == 2
+    assert "customer_success" in caplog.text and "value.tier_owners" in caplog.text

@@ -30,7 +30,7 @@ def alerts(n: int = 3, team: str = "call_centre") -> pd.DataFrame:
         {
             "alert_id": [f"a{i}" for i in range(n)],
             "customer_id": [f"c{i}" for i in range(n)],
-            "rule": "after_sales_csat_low",
+            "rules": "after_sales_csat_low",
             "level": "high",
             "owner_team": team,
             "triggered_at": pd.Timestamp("2024-06-20", tz="UTC"),
