@@ -34,6 +34,25 @@ def tracking_uri(default: str) -> str:
     return uri
 
 
+def _warn_if_moved(uri: str, artifact_location: str, experiment: str) -> None:
+    """MLflow stores absolute artifact locations: a copied or moved project's sqlite store still
+    points at the old directory. Say so (and how to fix it) instead of writing there silently."""
+    if not uri.startswith("sqlite:///") or not artifact_location.startswith("file://"):
+        return
+    db_dir = Path(uri.removeprefix("sqlite:///")).resolve().parent
+    artifacts = Path(artifact_location.removeprefix("file://")).resolve()
+    if not artifacts.is_relative_to(db_dir):
+        log.warning(
+            "MLflow experiment %r keeps its artifacts in %s, outside the store's directory %s "
+            "(the project was copied or moved?): new runs and models would be written there. "
+            "Move the project back, or start a fresh store here (move mlflow.db and mlruns/ "
+            "away, then `dvc repro`), or set MLFLOW_TRACKING_URI to the original store.",
+            experiment,
+            artifacts,
+            db_dir,
+        )
+
+
 def setup_tracking(default_uri: str, experiment: str) -> str:
     """Point MLflow at the tracking store and experiment; return the experiment id.
 
@@ -44,6 +63,7 @@ def setup_tracking(default_uri: str, experiment: str) -> str:
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
+        _warn_if_moved(uri, found.artifact_location, experiment)
         mlflow.set_experiment(experiment_id=found.experiment_id)
         return found.experiment_id
     artifact_location = None
