@@ -28,7 +28,7 @@ from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
 from models.explain.treeshap import contributions
 from models.model import OTHER, ChurnModel, FeatureSpec, LoadedModel
 from models.settings import ValueParams
-from models.value import VALUE_COLUMNS, add_value_columns
+from models.value import VALUE_COLUMNS, add_value_columns, without_value
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,8 @@ def population_columns(
 ) -> pd.DataFrame:
     """Columns that compare each customer with all others, from `pop` (customer_id,
     churn_probability, monthly_fee of the whole scored population): risk decile and tier, the
-    customer's value (CLV, value tier, value at risk) and the retention priority."""
+    customer's value (CLV, value tier, value at risk) and the retention priority (without any
+    fee: empty value columns, priority by churn probability; `models.value.without_value`)."""
     p = pop["churn_probability"].to_numpy(dtype=float)
     out = pd.DataFrame(
         {
@@ -327,16 +328,22 @@ def population_columns(
             "risk_tier": risk_tier(p, risk_tiers, default_tier),
         }
     )
-    if len(pop) == 0:
-        return out
-    if pop["monthly_fee"].isna().all():
-        log.warning(
-            "the scoring table has no %r column: no value or priority columns (value.fee_column)",
-            value.fee_column,
-        )
-        return out
-    valued = add_value_columns(pop, value)
+    if len(pop) and pop["monthly_fee"].notna().any():
+        valued = add_value_columns(pop, value)
+    else:
+        if len(pop):
+            log.warning("%s", no_fee_note(value.fee_column))
+        valued = without_value(pop)
     for col in ("monthly_fee", *VALUE_COLUMNS):
         values = valued[col]
         out[col] = values.astype("string") if col == "value_tier" else values.to_numpy()
     return out
+
+
+def no_fee_note(fee_column: str) -> str:
+    """What the scores and the priority list hold when no scored customer has a monthly fee."""
+    return (
+        f"no monthly fee column `{fee_column}` (value.fee_column) with values in the scoring "
+        "table: value columns (clv, value_tier, value_at_risk, expected_gain) empty; "
+        "priority_rank and the priority list rank every customer by churn probability"
+    )

@@ -50,6 +50,12 @@ The profit curve of ``evaluate`` (models/evaluation/profit.py) calls the same ``
   every customer passed in. Customers with a non-positive gain keep a rank (after every positive
   one) but are left out of the priority list: contacting them is expected to lose money. A
   customer without a fee (CLV unknown) gets no tier and no rank.
+
+Without any fee (no ``value.fee_column`` in the data, e.g. a marketplace's order log) there is no
+value: ``clv``, ``value_tier``, ``value_at_risk`` and ``expected_gain`` are present but empty, and
+``priority_rank`` orders every customer by churn probability (ties: customer_id), since contacting
+the riskiest first is the best order left (``without_value``). The priority list then holds every
+scored customer in that order, with the same columns (``priority_list``).
 """
 
 from __future__ import annotations
@@ -235,6 +241,25 @@ def add_value_columns(
     return out
 
 
+def without_value(scores: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `scores` (customer_id, churn_probability) when no customer has a fee: the value
+    columns empty (null), priority_rank by churn probability (1 = riskiest; ties: customer_id)."""
+    missing = [c for c in ("customer_id", "churn_probability") if c not in scores.columns]
+    if missing:
+        raise ValueInputError(f"scores: missing column(s) {missing}; found {list(scores.columns)}")
+    out = scores.copy()
+    n = len(out)
+    out["monthly_fee"] = np.full(n, np.nan)
+    out["clv"] = np.full(n, np.nan)
+    out["value_tier"] = pd.Series(pd.NA, index=out.index, dtype="string")
+    out["value_at_risk"] = np.full(n, np.nan)
+    out["expected_gain"] = np.full(n, np.nan)
+    out["priority_rank"] = priority_ranks(
+        out["customer_id"], out["churn_probability"].astype(float)
+    )
+    return out
+
+
 def with_value_tier(
     rows: pd.DataFrame, churn_probability: np.ndarray, p: ValueParams
 ) -> pd.DataFrame:
@@ -258,6 +283,8 @@ def with_value_tier(
 
 def priority_list(scores: pd.DataFrame, p: ValueParams | None = None) -> pd.DataFrame:
     """Whom to contact first: customers with a positive expected gain, by priority_rank.
+    Without value (expected_gain empty, `without_value`): every ranked customer, by churn
+    probability.
 
     Columns: priority_rank, customer_id, churn_probability, monthly_fee, clv, value_tier,
     value_at_risk, expected_gain; as_of, risk_tier, churn_type, reason_<i> and reason_<i>_text
@@ -271,7 +298,9 @@ def priority_list(scores: pd.DataFrame, p: ValueParams | None = None) -> pd.Data
             "on the scores first."
         )
     p = p or ValueParams()
-    rows = scores.loc[(scores["expected_gain"] > 0) & scores["priority_rank"].notna()]
+    # a null gain with a rank only comes from `without_value`: no fee, ranked by probability
+    gain = pd.to_numeric(scores["expected_gain"], errors="coerce")
+    rows = scores.loc[((gain > 0) | gain.isna()) & scores["priority_rank"].notna()]
     rows = rows.sort_values("priority_rank", kind="stable")
     reasons = sorted(
         (c for c in rows.columns if re.fullmatch(r"reason_\d+(_text)?", c)),

@@ -18,6 +18,10 @@
    Memory is bounded by the chunk, not by the number of customers.
 5. Whole-population columns (risk decile, value, priority) once every probability is known,
    then the scores file is written in one atomic rename: a killed job leaves the previous file.
+6. The priority list (`paths.priority`), always written: customers with a positive expected
+   contact gain, best first; without any monthly fee (`value.fee_column` absent or empty) the
+   value columns are empty and the list ranks every customer by churn probability, which
+   score.json ("notes") and the log say.
 
 Default as-of: the day after the latest timestamp in the data, so every record counts.
 Exit codes (pipeline/cli.py): 0 ok, 2 bad input (missing or damaged model, missing tables, feature
@@ -57,6 +61,7 @@ from models.scoring import (
     add_counts,
     check_signature,
     check_unseen,
+    no_fee_note,
     population_columns,
     score_frame,
     unseen_level_counts,
@@ -180,9 +185,18 @@ def score_chunks(
     return parts, pd.concat(population, ignore_index=True)
 
 
-def write_priority(scores: Path, target: Path, value: ValueParams) -> int:
-    """The priority list: customers worth a retention contact, best expected gain first."""
-    rows = pq.read_table(scores, filters=[("expected_gain", ">", 0.0)]).to_pandas()
+def write_priority(scores: Path, target: Path, value: ValueParams, has_value: bool) -> int:
+    """The priority list: customers worth a retention contact, best expected gain first; without
+    any fee (`has_value` false), every customer by churn probability. Always written (a header
+    only when nobody is listed), so the stage's declared output exists for every business."""
+    names = pq.read_schema(scores).names
+    if "priority_rank" not in names:  # nobody scored: the file holds customer_id only
+        rows = pd.DataFrame(columns=["churn_probability", "monthly_fee", *VALUE_COLUMNS])
+        rows.insert(0, "customer_id", pd.Series(dtype="string"))
+    elif has_value:
+        rows = pq.read_table(scores, filters=[("expected_gain", ">", 0.0)]).to_pandas()
+    else:
+        rows = pq.read_table(scores).to_pandas()
     listed = priority_list(rows, value)
     with atomic_path(target) as tmp:
         listed.to_csv(tmp, index=False)
@@ -266,6 +280,7 @@ def run(
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_work_dirs(out.parent)
     work = Path(tempfile.mkdtemp(prefix=f".score-{os.getpid()}-", dir=out.parent))
+    notes: list[str] = []
     try:
         as_of, catalog, (counts, totals) = build_scoring_table(
             params, as_of, work, loaded.model.spec
@@ -286,9 +301,11 @@ def run(
         extra = population_columns(pop, sp.risk_tiers, sp.default_tier, params.value)
         csv_path = Path(csv or paths.scores_csv)
         n = write_scores(parts, extra, out, csv_path)
-        if "expected_gain" in extra.columns:
-            listed = write_priority(out, Path(paths.priority), params.value)
-            log.info("%d customers on the priority list %s", listed, paths.priority)
+        has_value = bool(pop["monthly_fee"].notna().any())
+        if n and not has_value:
+            notes.append(no_fee_note(params.value.fee_column))
+        listed = write_priority(out, Path(paths.priority), params.value, has_value)
+        log.info("%d customers on the priority list %s", listed, paths.priority)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     probability = pop["churn_probability"]
@@ -305,6 +322,8 @@ def run(
         "seconds": round(time.perf_counter() - started, 1),
         "scores": str(out),
     }
+    if notes:  # what the outputs hold for this business (e.g. no fee: no value columns)
+        summary["notes"] = notes
     write_json(paths.score_report, summary)
     log.info(
         "scored %d customers as of %s in %.1f s -> %s", n, as_of.date(), summary["seconds"], out

@@ -297,3 +297,38 @@ def test_values_never_seen_in_training_are_counted_and_fail_the_job_above_the_li
     assert "max_unseen_share" in caplog.text and "churn train" in caplog.text
     assert "country:" not in caplog.text.split("ERROR")[-1]  # below the limit: a warning only
     assert (tmp_path / "out" / "scores.parquet").read_bytes() == scores_before
+
+
+def test_without_a_fee_column_the_value_columns_are_empty_and_the_list_ranks_by_risk(
+    in_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """value.fee_column absent from the scoring table (a business without fees): every output
+    is written; value columns null, priority by churn probability, a note in score.json."""
+    params = _score_params(tmp_path, Path("data/interim").resolve())
+    data = yaml.safe_load(params.read_text(encoding="utf-8"))
+    data["value"]["fee_column"] = "monthly_subscription_fee"  # not a model-table column
+    params.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert churn("score", "--params", params, "--model", "artifacts/model") == 0
+    out = tmp_path / "out"
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores) > 0
+    for col in ("monthly_fee", "clv", "value_tier", "value_at_risk", "expected_gain"):
+        assert scores[col].isna().all(), col
+    ranked = scores.sort_values("priority_rank")
+    assert ranked["priority_rank"].tolist() == list(range(1, len(scores) + 1))
+    assert ranked["churn_probability"].is_monotonic_decreasing
+    priority = pd.read_csv(out / "priority.csv")
+    with_fee = pd.read_csv("reports/priority.csv", nrows=0)  # the columns with fees
+    assert list(priority.columns) == list(with_fee.columns)
+    assert len(priority) == len(scores)  # everyone, riskiest first
+    assert priority["priority_rank"].tolist() == list(range(1, len(scores) + 1))
+    assert priority["churn_probability"].is_monotonic_decreasing
+    assert priority[["clv", "value_tier", "value_at_risk", "expected_gain"]].isna().all().all()
+    report = json.loads((out / "score.json").read_text(encoding="utf-8"))
+    note = "no monthly fee column `monthly_subscription_fee`"
+    assert len(report["notes"]) == 1 and report["notes"][0].startswith(note)
+    assert "churn probability" in report["notes"][0]
+    assert note in caplog.text
+    csv = pd.read_csv(out / "scores.csv")
+    assert list(csv.columns) == list(scores.columns)
