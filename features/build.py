@@ -6,7 +6,8 @@ import datetime as dt
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import ibis
@@ -15,20 +16,27 @@ import pyarrow.parquet as pq
 
 from features.base.io import atomic_path
 from features.base.time import utc_midnight
-from features.catalog import FeatureInfo, FeatureSet
-from features.families.economic import economic_features
-from features.families.engagement import all_event_types, daily_events, engagement_features, merge
-from features.families.experience import experience_features
-from features.families.profile import profile_features
-from features.families.service import service_features
-from features.families.text import text_features
+from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet
+from features.families.economic import economic_families, economic_features
+from features.families.engagement import (
+    all_event_types,
+    daily_events,
+    engagement_families,
+    engagement_features,
+    merge,
+)
+from features.families.experience import experience_families, experience_features
+from features.families.profile import profile_families, profile_features
+from features.families.service import service_families, service_features
+from features.families.text import has_feedback_text, text_families, text_features
 from features.labels import active_customers
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables
 
 log = logging.getLogger(__name__)
 
-Family = Callable[[Tables, ibis.Table, FeaturizeParams], FeatureSet]
+Family = Callable[[Tables, ibis.Table, FeaturizeParams, DataFacts | None], FeatureSet]
+Decisions = Callable[[DataFacts, FeaturizeParams], tuple[FamilyDecision, ...]]
 
 
 def families() -> list[Family]:
@@ -43,15 +51,133 @@ def families() -> list[Family]:
     ]
 
 
-def build_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
+def _family_rules() -> list[Decisions]:
+    """Each family module's rule: which of its families the data has inputs for, and why."""
+    return [
+        engagement_families,
+        economic_families,
+        experience_families,
+        service_families,
+        profile_families,
+        text_families,
+    ]
+
+
+def data_facts(tables: Tables, cfg: FeaturizeParams) -> DataFacts:
+    """What the tables hold over all their rows (schema facts, no cutoff): see DataFacts.
+
+    Reads the cached daily event aggregate when there is one (one small pass), else the events.
+    """
+    types = list(all_event_types(cfg))
+    occurring: set[str] = set()
+    valued: set[str] = set()
+    source = tables.events_daily if tables.events_daily is not None else tables.events
+    if source is not None and types:
+        ev = source.filter(source.event_type.isin(types))
+        if "value_sum" in ev.columns:
+            valued_rows = ev.value_sum.notnull().cast("int64").sum()
+        elif "value" in ev.columns:
+            valued_rows = ev.value.notnull().cast("int64").sum()
+        else:
+            valued_rows = ibis.literal(0, "int64")
+        per_type = ev.group_by("event_type").aggregate(valued=valued_rows).to_pyarrow().to_pylist()
+        occurring = {r["event_type"] for r in per_type}
+        valued = {r["event_type"] for r in per_type if r["valued"]}
+    metrics: set[str] = set()
+    if tables.responses is not None:
+        r = tables.responses
+        found = r.select(metric=r.metric.cast("string").lower()).distinct().to_pyarrow()
+        metrics = {m if m is not None else "" for m in found["metric"].to_pylist()}
+    has_tickets = tables.tickets is not None and bool(tables.tickets.count().to_pyarrow().as_py())
+    return DataFacts(
+        customer_columns=frozenset(tables.customers.columns),
+        event_types=frozenset(occurring),
+        valued_event_types=frozenset(valued),
+        has_events=tables.events is not None,
+        has_responses=bool(metrics),
+        response_metrics=frozenset(metrics - {""}),
+        has_tickets=has_tickets,
+        has_texts=has_feedback_text(tables),
+    )
+
+
+def family_decisions(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Every feature family, built or skipped, with the reason, in the feature table's order."""
+    return tuple(d for rule in _family_rules() for d in rule(facts, cfg))
+
+
+def plan_families(tables: Tables, cfg: FeaturizeParams, keep: Collection[str] = ()) -> DataFacts:
+    """The facts that decide which families are built, logged per family.
+
+    `keep`: feature columns that must be built when the code can build them at all (at scoring:
+    the model's features). A family that would be skipped, or an event type that does not occur,
+    is forced when that brings back one of them, so a model always gets the columns it was
+    trained on even if their inputs have since vanished (they then hold nulls or zeros).
+    """
+    facts = data_facts(tables, cfg)
+    if keep:
+        facts = _force_for(tables, cfg, facts, set(keep))
+    for d in family_decisions(facts, cfg):
+        if d.built:
+            log.info("feature family %s: built (%s)", d.name, d.reason)
+        else:
+            log.warning("feature family %s: skipped, %s", d.name, d.reason)
+    return facts
+
+
+def _force_for(tables: Tables, cfg: FeaturizeParams, facts: DataFacts, keep: set[str]) -> DataFacts:
+    """`facts` with the families forced that bring back a column of `keep` (lazy builds only)."""
+    probe = ibis.memtable(
+        pa.table(
+            {
+                "customer_id": pa.array([], pa.string()),
+                "cutoff": pa.array([], pa.timestamp("us", tz="UTC")),
+            }
+        )
+    )
+
+    def names(f: DataFacts) -> set[str]:
+        return {i.name for i in _build(tables, probe, cfg, f).catalog}
+
+    have = names(facts)
+    wanted = keep - have
+    if not wanted:
+        return facts
+    forced: set[str] = set()
+    for d in family_decisions(facts, cfg):
+        brings = names(replace(facts, forced=frozenset({d.name}))) - have
+        if brings & wanted:
+            forced.add(d.name)
+            log.warning(
+                "feature family %s built for the model's columns %s (%s)",
+                d.name,
+                sorted(brings & wanted)[:5],
+                d.reason,
+            )
+    return replace(facts, forced=frozenset(forced))
+
+
+def _build(tables: Tables, keys: ibis.Table, cfg: FeaturizeParams, facts: DataFacts) -> FeatureSet:
+    return merge(keys, [family(tables, keys, cfg, facts) for family in families()])
+
+
+def build_features(
+    tables: Tables,
+    spine: ibis.Table,
+    cfg: FeaturizeParams,
+    facts: DataFacts | None = None,
+) -> FeatureSet:
     """All features for every (customer_id, cutoff) of `spine`: one row per spine row.
 
     Everything reads only rows dated strictly before each row's cutoff. Cutoffs must be
     UTC midnights (day-level windows); `training_spine` and `scoring_spine` guarantee that.
+    Only the families the data has inputs for are built (`facts`, from `plan_families` on the
+    whole tables when not given).
     """
+    if facts is None:
+        facts = plan_families(tables, cfg)
     keys = spine.select(*KEYS).view()
-    parts = [family(tables, keys, cfg) for family in families()]
-    fs = merge(keys, parts)
+    fs = _build(tables, keys, cfg, facts)
     names = [f.name for f in fs.catalog]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -176,8 +302,15 @@ def write_feature_table(
     out: Path | str,
     work_dir: Path | str | None = None,
     rows_per_chunk: int = 500_000,
+    keep: Collection[str] = (),
+    facts: DataFacts | None = None,
 ) -> tuple[FeatureInfo, ...]:
     """Build features for `spine` and write spine columns + features to `out`, atomically.
+
+    Which families are built is decided once, from the whole tables (`facts`, else
+    `plan_families(tables, cfg, keep)`), never per chunk or bucket: the same tables give the
+    same columns for training and scoring; `keep` (the model's features at scoring) forces the
+    families that produce them.
 
     Runs a few whole cutoffs at a time (about `rows_per_chunk` spine rows: the events join
     each customer's few cutoffs in the chunk, not all of them) and streams every chunk to
@@ -192,6 +325,8 @@ def write_feature_table(
         chunks = _chunks(spine, cutoffs, rows_per_chunk)
         most = max((buckets for _, _, buckets in chunks), default=1)
         cached = with_cached_daily_events(tables, cfg, con, work, most)
+        if facts is None:
+            facts = plan_families(cached, cfg, keep)
         extra = [c for c in spine.columns if c not in KEYS]
         parts: list[Path] = []
         catalog: tuple[FeatureInfo, ...] = ()
@@ -204,7 +339,7 @@ def write_feature_table(
             if buckets > 1:
                 chunk = chunk.filter(_bucket(chunk.customer_id, buckets) == bucket)
             chunk = chunk.view()
-            fs = build_features(_only_bucket(cached, bucket, buckets), chunk, cfg)
+            fs = build_features(_only_bucket(cached, bucket, buckets), chunk, cfg, facts)
             catalog = fs.catalog
             joined = chunk.left_join(fs.table, list(KEYS))
             expr = joined.select(*KEYS, *extra, *[f.name for f in catalog]).order_by(list(KEYS))
@@ -219,7 +354,7 @@ def write_feature_table(
                 buckets,
             )
         if not parts:
-            fs = build_features(_only_bucket(cached, 0, 1), spine, cfg)
+            fs = build_features(_only_bucket(cached, 0, 1), spine, cfg, facts)
             catalog = fs.catalog
             empty = spine.left_join(fs.table, list(KEYS)).select(
                 *KEYS, *extra, *[f.name for f in catalog]

@@ -1,5 +1,5 @@
-"""Stage `featurize`: point-in-time features for every labelled (customer, cutoff), and the
-feature catalog."""
+"""Stage `featurize`: point-in-time features for every labelled (customer, cutoff), the feature
+catalog, and which feature families were built or skipped (and why)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,26 @@ from pathlib import Path
 
 from features.base.errors import require_inputs
 from features.base.io import write_json
-from features.build import training_spine, write_feature_table
+from features.build import family_decisions, plan_families, training_spine, write_feature_table
 from features.catalog import GROUPS
 from features.tables import connect, load_tables
 from pipeline.config import Params
 
 log = logging.getLogger(__name__)
 
+FAMILIES_FILE = "feature_families.json"  # next to the catalog
+
+
+def families_path(catalog: str | Path) -> Path:
+    """Where the family decisions go: `feature_families.json` next to the feature catalog.
+
+    A file of its own so that the catalog stays the list of features its readers expect.
+    """
+    return Path(catalog).with_name(FAMILIES_FILE)
+
 
 def run(params: Params) -> int:
-    """Write the model table and its catalog; return the feature count."""
+    """Write the model table, its catalog and the family decisions; return the feature count."""
     cfg, paths = params.featurize, params.paths
     require_inputs(paths.labels, produced_by="churn label")
     out_dir = Path(paths.features).parent
@@ -27,13 +37,21 @@ def run(params: Params) -> int:
     ) as tmp:
         con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, Path(tmp) / "duckdb")
         tables = load_tables(con, paths.interim)
+        facts = plan_families(tables, cfg)
         labels = con.read_parquet(paths.labels, table_name="labels")
         spine = labels.select(*training_spine(labels).columns, "churned", "churn_type")
-        catalog = write_feature_table(con, tables, spine, cfg, paths.features, Path(tmp) / "work")
+        catalog = write_feature_table(
+            con, tables, spine, cfg, paths.features, Path(tmp) / "work", facts=facts
+        )
         con.disconnect()
+    decisions = family_decisions(facts, cfg)
     write_json(paths.catalog, [f.to_dict() for f in catalog])
+    write_json(families_path(paths.catalog), {d.name: d.to_dict() for d in decisions})
     counts = {g: sum(f.group == g for f in catalog) for g in GROUPS}
+    skipped = {d.name: d.reason for d in decisions if not d.built}
     log.info(
         "features: %d columns %s -> %s, %s", len(catalog), counts, paths.features, paths.catalog
     )
+    if skipped:
+        log.warning("feature families skipped (no inputs in the data): %s", skipped)
     return len(catalog)

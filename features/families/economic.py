@@ -6,8 +6,15 @@ import logging
 
 import ibis
 
-from features.catalog import FeatureInfo, FeatureSet
-from features.families.engagement import EventSpec, event_window_features, events_daily_of, merge
+from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet, decision
+from features.families.engagement import (
+    EventSpec,
+    event_family,
+    event_types_built,
+    event_window_features,
+    events_daily_of,
+    merge,
+)
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables, attach, with_cutoff_day
 
@@ -15,15 +22,72 @@ log = logging.getLogger(__name__)
 
 FEE_CHANGE_DAYS = 90
 
+FEE = "economic.fee"
+RENEWAL = "contract.renewal"
+ECONOMIC_EVENTS = "economic.events"
+# customers columns that say the business sells a plan, a recurring fee or a contract: with none of
+# them (and no fee or plan change events) there is no renewal, and a renewal calendar made from
+# signup anniversaries would be invented
+SUBSCRIPTION_COLUMNS = ("monthly_fee", "plan", "contract_type")
+
+
+def fee_family(facts: DataFacts, cfg: FeaturizeParams) -> FamilyDecision:
+    """Fee features need customers.monthly_fee or fee events with a value."""
+    types = [t for t in cfg.fee_event_types if t in facts.valued_event_types]
+    has_base = "monthly_fee" in facts.customer_columns
+    missing = None
+    if not has_base and not types:
+        configured = ", ".join(cfg.fee_event_types) or "none configured"
+        missing = f"no fee events ({configured}) with a value and no customers.monthly_fee column"
+    found = ["customers.monthly_fee"] if has_base else []
+    found += [f"{t} events" for t in types]
+    return decision(FEE, facts, missing, ", ".join(found))
+
+
+def renewal_family(facts: DataFacts, cfg: FeaturizeParams) -> FamilyDecision:
+    """The monthly renewal calendar needs a plan, fee or contract: one of SUBSCRIPTION_COLUMNS
+    in customers, or fee / plan change events."""
+    columns = [f"customers.{c}" for c in SUBSCRIPTION_COLUMNS if c in facts.customer_columns]
+    types = [
+        f"{t} events"
+        for t in dict.fromkeys([*cfg.fee_event_types, cfg.plan_change_event_type])
+        if t and t in facts.event_types
+    ]
+    missing = None
+    if not columns and not types:
+        events = ", ".join(t for t in [*cfg.fee_event_types, cfg.plan_change_event_type] if t)
+        missing = (
+            f"no plan, fee or contract in the data (no customers column among "
+            f"{', '.join(SUBSCRIPTION_COLUMNS)}, no {events or 'fee'} events): no renewals"
+        )
+    return decision(RENEWAL, facts, missing, ", ".join([*columns, *types]))
+
+
+def _economic_types(cfg: FeaturizeParams) -> list[str]:
+    return [t for t in cfg.economic_event_types if t not in cfg.event_types]
+
+
+def economic_families(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Renewal calendar, fee, money events: built or not, and why."""
+    return (
+        renewal_family(facts, cfg),
+        fee_family(facts, cfg),
+        event_family(
+            ECONOMIC_EVENTS, _economic_types(cfg), facts, "featurize.economic_event_types"
+        ),
+    )
+
 
 def monthly_fee_features(
-    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams
+    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
 ) -> FeatureSet | None:
     """Current fee (last fee event before the cutoff, else customers.monthly_fee) and its
-    90-day change."""
+    90-day change. With `facts`, only the fee event types that occur with a value."""
     customers = tables.customers
     has_base = "monthly_fee" in customers.columns
     types = list(cfg.fee_event_types)
+    if facts is not None and FEE not in facts.forced:
+        types = [t for t in types if t in facts.valued_event_types]
     ev = tables.events
     has_events = ev is not None and bool(types) and "value" in ev.columns
     if not has_base and not has_events:
@@ -108,20 +172,28 @@ def days_to_next_renewal(customers: ibis.Table, spine: ibis.Table) -> FeatureSet
     return FeatureSet(attach(spine, values), (info,))
 
 
-def economic_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
-    """Fee level and change, payment failures, discount requests, purchases, renewal timing."""
-    parts = [days_to_next_renewal(tables.customers, spine)]
-    fee = monthly_fee_features(tables, spine, cfg)
-    if fee is not None:
-        parts.append(fee)
+def economic_features(
+    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
+) -> FeatureSet:
+    """Fee level and change, payment failures, discount requests, purchases, renewal timing.
+
+    With `facts`, only what the data has inputs for (`economic_families`); None: everything.
+    """
+    parts = []
+    if facts is None or renewal_family(facts, cfg).built:
+        parts.append(days_to_next_renewal(tables.customers, spine))
+    if facts is None or fee_family(facts, cfg).built:
+        fee = monthly_fee_features(tables, spine, cfg, facts)
+        if fee is not None:
+            parts.append(fee)
+    types = event_types_built(ECONOMIC_EVENTS, _economic_types(cfg), facts)
     daily = events_daily_of(tables, list(cfg.economic_event_types))
     if daily is None or not cfg.economic_event_types:
         log.warning("no events table or no economic_event_types: economic event features skipped")
     else:
         specs = [
             EventSpec(t, "economic", tuple(cfg.windows), value_name=cfg.event_value_names.get(t))
-            for t in cfg.economic_event_types
-            if t not in cfg.event_types  # already an engagement feature
+            for t in types
         ]
         if specs:
             parts.append(event_window_features(daily, spine, specs))

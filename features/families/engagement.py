@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import ibis
 
-from features.catalog import FeatureInfo, FeatureSet
+from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet, decision
 from features.settings import FeaturizeParams
 from features.tables import (
     KEYS,
@@ -234,9 +234,62 @@ def merge(spine: ibis.Table, parts: Sequence[FeatureSet]) -> FeatureSet:
     return FeatureSet(table, tuple(catalog))
 
 
-def engagement_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
-    """Usage per event type and window, recency, trend, plan changes and tenure."""
+def event_family(name: str, types: Sequence[str], facts: DataFacts, setting: str) -> FamilyDecision:
+    """Built when at least one of the configured event `types` occurs in the events table."""
+    types = list(dict.fromkeys(t for t in types if t))
+    present = [t for t in types if t in facts.event_types]
+    absent = [t for t in types if t not in facts.event_types]
+    if not types:
+        missing: str | None = f"no event types configured ({setting})"
+    elif not facts.has_events:
+        missing = "no events table"
+    elif not present:
+        missing = f"no {', '.join(types)} events in the events table ({setting})"
+    else:
+        missing = None
+    note = f"; none of {', '.join(absent)}: not built for those" if absent else ""
+    return decision(name, facts, missing, f"{', '.join(present)} events{note}")
+
+
+def event_types_built(name: str, types: Sequence[str], facts: DataFacts | None) -> list[str]:
+    """The configured event types to derive features for: those that occur in the data (every
+    one when `facts` is None or the family is forced)."""
+    types = [t for t in dict.fromkeys(types) if t]
+    if facts is None or name in facts.forced:
+        return types
+    return [t for t in types if t in facts.event_types]
+
+
+USAGE = "engagement.usage"
+PLAN_CHANGES = "contract.plan_changes"
+
+
+def _plan_change_types(cfg: FeaturizeParams) -> list[str]:
+    t = cfg.plan_change_event_type
+    return [t] if t and t not in cfg.event_types else []
+
+
+def engagement_families(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Tenure (always), usage per event type, plan change counts: built or not, and why."""
+    return (
+        FamilyDecision("engagement.tenure", True, "customers.signup_date"),
+        event_family(USAGE, cfg.event_types, facts, "featurize.event_types"),
+        event_family(
+            PLAN_CHANGES, _plan_change_types(cfg), facts, "featurize.plan_change_event_type"
+        ),
+    )
+
+
+def engagement_features(
+    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
+) -> FeatureSet:
+    """Usage per event type and window, recency, trend, plan changes and tenure.
+
+    With `facts`, only the event types that occur in the data (None: every configured type).
+    """
     parts = [tenure_days(tables.customers, spine)]
+    usage = event_types_built(USAGE, cfg.event_types, facts)
+    changes = event_types_built(PLAN_CHANGES, _plan_change_types(cfg), facts)
     types = [*cfg.event_types, cfg.plan_change_event_type]
     daily = events_daily_of(tables, [t for t in types if t])
     if daily is None:
@@ -251,9 +304,9 @@ def engagement_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams)
             active_days=True,
             trend=True,
         )
-        for t in cfg.event_types
+        for t in usage
     ]
-    if cfg.plan_change_event_type and cfg.plan_change_event_type not in cfg.event_types:
-        specs.append(EventSpec(cfg.plan_change_event_type, "contract", tuple(cfg.windows)))
-    parts.append(event_window_features(daily, spine, specs))
+    specs += [EventSpec(t, "contract", tuple(cfg.windows)) for t in changes]
+    if specs:
+        parts.append(event_window_features(daily, spine, specs))
     return merge(spine, parts)

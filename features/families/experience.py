@@ -6,12 +6,41 @@ import logging
 
 import ibis
 
-from features.catalog import FeatureInfo, FeatureSet
+from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet, decision
 from features.families.engagement import events_daily_of, merge
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Aggregates, Tables, attach, slug, with_cutoff_day
 
 log = logging.getLogger(__name__)
+
+SCORES = "experience.scores"
+NPS = "experience.nps"
+RESPONSE_RATE = "experience.response_rate"
+NO_SURVEYS = "no survey responses (the responses table is missing or empty)"
+
+
+def experience_families(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Survey scores, NPS, response rate: built or not, and why."""
+    metrics = ", ".join(sorted(facts.response_metrics))
+    nps = cfg.nps_metric.lower()
+    survey = cfg.survey_event_type
+    if not facts.has_responses:
+        nps_missing: str | None = NO_SURVEYS
+        rate_missing: str | None = NO_SURVEYS
+    else:
+        nps_missing = None if nps in facts.response_metrics else f"no {nps!r} responses"
+        rate_missing = None
+        if not survey:
+            rate_missing = "no featurize.survey_event_type"
+        elif survey not in facts.event_types:
+            rate_missing = f"no {survey} events (surveys sent) in the events table"
+    return (
+        decision(
+            SCORES, facts, None if facts.has_responses else NO_SURVEYS, f"responses: {metrics}"
+        ),
+        decision(NPS, facts, nps_missing, f"{nps} responses"),
+        decision(RESPONSE_RATE, facts, rate_missing, f"responses and {survey} events"),
+    )
 
 
 def _responses_before(responses: ibis.Table, spine: ibis.Table) -> ibis.Table:
@@ -180,16 +209,24 @@ def response_rate(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> Fe
     return FeatureSet(values, (info,))
 
 
-def experience_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
-    """All experience features; empty when there is no responses table."""
+def experience_features(
+    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
+) -> FeatureSet:
+    """All experience features; empty when there is no responses table.
+
+    With `facts`, only what the data has inputs for (`experience_families`); None: everything.
+    """
     if tables.responses is None:
         log.warning("no responses table: experience features skipped")
         return merge(spine, [])
-    parts = [
-        score_features(tables.responses, spine, cfg),
-        nps_features(tables.responses, spine, cfg),
-    ]
-    rate = response_rate(tables, spine, cfg)
-    if rate is not None:
-        parts.append(rate)
+    built = {d.name for d in experience_families(facts, cfg) if d.built} if facts else None
+    parts = []
+    if built is None or SCORES in built:
+        parts.append(score_features(tables.responses, spine, cfg))
+    if built is None or NPS in built:
+        parts.append(nps_features(tables.responses, spine, cfg))
+    if built is None or RESPONSE_RATE in built:
+        rate = response_rate(tables, spine, cfg)
+        if rate is not None:
+            parts.append(rate)
     return merge(spine, parts)

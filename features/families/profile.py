@@ -11,7 +11,7 @@ import logging
 
 import ibis
 
-from features.catalog import FeatureInfo, FeatureSet
+from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables, attach
 
@@ -55,7 +55,14 @@ def profile_columns(customers: ibis.Table, cfg: FeaturizeParams) -> dict[str, st
     return chosen
 
 
-def profile_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
+def profile_families(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Profile attributes are always built: their columns are whatever customers has."""
+    return (FamilyDecision("profile.attributes", True, "the customers table's extra columns"),)
+
+
+def profile_features(
+    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
+) -> FeatureSet:
     """Every extra customers column: text as category strings, numbers and booleans as floats."""
     customers = tables.customers
     chosen = profile_columns(customers, cfg)

@@ -11,21 +11,35 @@ import logging
 
 import ibis
 
-from features.catalog import FeatureSet
+from features.catalog import DataFacts, FamilyDecision, FeatureSet, decision
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Aggregates, Tables, slug
 
 log = logging.getLogger(__name__)
 
 REOPENED_COLUMNS = ("reopened", "reopen_count", "reopens")
+TICKETS = "service.tickets"
 
 
-def service_features(tables: Tables, spine: ibis.Table, cfg: FeaturizeParams) -> FeatureSet:
-    """Ticket volume, backlog, escalations, categories, resolution time and satisfaction."""
+def service_families(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Ticket features: built when the tickets table has rows."""
+    missing = None if facts.has_tickets else "no tickets (the tickets table is missing or empty)"
+    return (decision(TICKETS, facts, missing, "tickets"),)
+
+
+def service_features(
+    tables: Tables, spine: ibis.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
+) -> FeatureSet:
+    """Ticket volume, backlog, escalations, categories, resolution time and satisfaction.
+
+    With `facts`, nothing when the data has no tickets (`service_families`).
+    """
     t = tables.tickets
     sp = spine.select(*KEYS).view()
     if t is None:
         log.warning("no tickets table: service features skipped")
+        return FeatureSet(sp, ())
+    if facts is not None and not service_families(facts, cfg)[0].built:
         return FeatureSet(sp, ())
     cols = t.columns
     closed_at = t.closed_at if "closed_at" in cols else ibis.null("timestamp('UTC')")

@@ -8,7 +8,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from features.catalog import FeatureInfo, FeatureSet
+from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet, decision
 from features.lexicon import Lexicon, load_lexicon, normalize_column
 from features.settings import FeaturizeParams
 from features.tables import KEYS, Tables, attach
@@ -52,14 +52,35 @@ FEEDBACK_COUNT = f"text_feedback_count_{FEEDBACK_WINDOW_DAYS}d"
 FEEDBACK_MEAN_LENGTH = f"text_feedback_mean_length_{FEEDBACK_WINDOW_DAYS}d"
 
 
-def text_features(tables: Tables, spine: ir.Table, cfg: FeaturizeParams) -> FeatureSet:
+TEXT = "text.feedback"
+
+
+def text_families(facts: DataFacts, cfg: FeaturizeParams) -> tuple[FamilyDecision, ...]:
+    """Text features: built when some comment or ticket text is not blank."""
+    sources = ", ".join(f"{t}.{c}" for t, _, c in TEXT_SOURCES)
+    missing = None if facts.has_texts else f"no text: {sources} missing or blank"
+    return (decision(TEXT, facts, missing, sources),)
+
+
+def has_feedback_text(tables: Tables) -> bool:
+    """Whether any source holds a non-blank text (a scan of the text columns)."""
+    feedback = _feedback_texts(tables, "timestamp('UTC')")
+    return feedback is not None and bool(feedback.count().to_pyarrow().as_py())
+
+
+def text_features(
+    tables: Tables, spine: ir.Table, cfg: FeaturizeParams, facts: DataFacts | None = None
+) -> FeatureSet:
     """Lexicon mention counts and feedback volume per (customer_id, cutoff), from earlier texts.
 
     Reads `tables.responses` and `tables.tickets` (either may be None or lack its text column)
     and `cfg.windows`, `cfg.lexicon`. A text counts in a window of
     w days when cutoff - w days <= its timestamp < cutoff (responses.ts, tickets.opened_at).
     Counts are 0 for customers without texts; the mean length is NULL when there is no text.
+    With `facts`, nothing when the data has no text at all (`text_families`).
     """
+    if facts is not None and not text_families(facts, cfg)[0].built:
+        return FeatureSet(spine.select(*KEYS), ())
     lexicon = load_lexicon(cfg.lexicon)
     windows = mention_windows(tuple(cfg.windows))
     catalog = _catalog(lexicon, windows)
