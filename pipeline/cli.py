@@ -169,6 +169,29 @@ def alert(params: ParamsOpt = Path("params.yaml"), as_of: AsOfOpt = None) -> Non
     _run("alert", lambda: stage.run(_params(params), as_of_date(as_of) if as_of else None))
 
 
+@app.command()
+def monthly(
+    params: ParamsOpt = Path("params.yaml"),
+    as_of: AsOfOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="instead of score.model: models:/name@alias or a model directory"),
+    ] = None,
+) -> None:
+    """The monthly scoring job on new data: ingest, score with the champion, alert. No simulator
+    and no retraining (`dvc repro` does those); stops at the first stage that fails."""
+    from pipeline import alert as alert_stage
+    from pipeline import ingest as ingest_stage
+    from pipeline import score as score_stage
+
+    settings = _run("monthly", lambda: _params(params))
+    day = as_of_date(as_of) if as_of else None
+    _run("ingest", lambda: ingest_stage.run(settings))
+    _run("score", lambda: score_stage.run(settings, day, model_uri=model))
+    _run("alert", lambda: alert_stage.run(settings, day))
+    log.info("monthly job done: scores, priority list and alerts written")
+
+
 @app.command("alert-backtest")
 def alert_backtest(params: ParamsOpt = Path("params.yaml")) -> None:
     """Each alert rule at past label cutoffs: precision, recall and lift over the base rate."""
