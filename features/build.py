@@ -214,13 +214,24 @@ def scoring_spine(
     as_of: str | dt.date | dt.datetime,
     definition: str = "contractual",
     lookback_days: int = 30,
+    *,
+    activity_event_types: Sequence[str] | None = None,
+    min_prior_purchases: int = 0,
 ) -> ibis.Table:
     """(customer_id, cutoff = as_of's UTC midnight) for every customer active at `as_of`.
 
-    "Active" follows the label definition, so a scoring row is exactly a training row
-    without its label: features use data strictly before the as-of day.
+    "Active" follows the label definition (its activity types and prior-purchase filter too), so
+    a scoring row is exactly a training row without its label: features use data strictly
+    before the as-of day.
     """
-    return active_customers(tables, [utc_midnight(as_of)], definition, lookback_days)
+    return active_customers(
+        tables,
+        [utc_midnight(as_of)],
+        definition,
+        lookback_days,
+        activity_event_types=activity_event_types,
+        min_prior_purchases=min_prior_purchases,
+    )
 
 
 def with_cached_daily_events(

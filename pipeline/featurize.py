@@ -16,16 +16,6 @@ from pipeline.config import Params
 
 log = logging.getLogger(__name__)
 
-FAMILIES_FILE = "feature_families.json"  # next to the catalog
-
-
-def families_path(catalog: str | Path) -> Path:
-    """Where the family decisions go: `feature_families.json` next to the feature catalog.
-
-    A file of its own so that the catalog stays the list of features its readers expect.
-    """
-    return Path(catalog).with_name(FAMILIES_FILE)
-
 
 def run(params: Params) -> int:
     """Write the model table, its catalog and the family decisions; return the feature count."""
@@ -46,11 +36,17 @@ def run(params: Params) -> int:
         con.disconnect()
     decisions = family_decisions(facts, cfg)
     write_json(paths.catalog, [f.to_dict() for f in catalog])
-    write_json(families_path(paths.catalog), {d.name: d.to_dict() for d in decisions})
+    # a file of its own (paths.feature_families): the catalog stays the list of features
+    write_json(paths.feature_families, {d.name: d.to_dict() for d in decisions})
     counts = {g: sum(f.group == g for f in catalog) for g in GROUPS}
     skipped = {d.name: d.reason for d in decisions if not d.built}
     log.info(
-        "features: %d columns %s -> %s, %s", len(catalog), counts, paths.features, paths.catalog
+        "features: %d columns %s -> %s, %s, %s",
+        len(catalog),
+        counts,
+        paths.features,
+        paths.catalog,
+        paths.feature_families,
     )
     if skipped:
         log.warning("feature families skipped (no inputs in the data): %s", skipped)

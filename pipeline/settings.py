@@ -30,6 +30,8 @@ class PathsParams(Section):
     labels: str = "data/processed/labels.parquet"
     features: str = "data/processed/features.parquet"  # the model table
     catalog: str = "data/processed/feature_catalog.json"
+    # which feature families were built or skipped, and why (`featurize`)
+    feature_families: str = "data/processed/feature_families.json"
     model: str = "artifacts/model"  # the MLflow model directory `train` writes
     test_predictions: str = "data/processed/test_predictions.parquet"
     train_report: str = "reports/train.json"
