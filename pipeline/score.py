@@ -57,6 +57,7 @@ from features.catalog import FeatureInfo
 from features.tables import Tables, connect, load_tables, max_timestamp
 from models import tracking
 from models.model import FeatureSpec, LoadedModel, load_model_uri
+from models.scores_contract import SCORE_COLUMNS
 from models.scoring import (
     add_counts,
     check_signature,
@@ -224,7 +225,7 @@ def write_scores(parts: list[Path], extra: pd.DataFrame, out: Path, csv: Path | 
                 frame[name] = cols[name].to_numpy()
             rest = [c for c in frame.columns if c not in order]
             frame = frame[[c for c in order if c in frame.columns] + rest]
-            arrow = pa.Table.from_pandas(frame, preserve_index=False)
+            arrow = _typed(pa.Table.from_pandas(frame, preserve_index=False))
             if writer is None:
                 schema = arrow.schema  # the first chunk's types hold for every chunk
                 writer = stack.enter_context(pq.ParquetWriter(tmp, schema))
@@ -240,6 +241,18 @@ def write_scores(parts: list[Path], extra: pd.DataFrame, out: Path, csv: Path | 
             if tmp_csv is not None:
                 pacsv.write_csv(empty, tmp_csv)
     return offset
+
+
+def _typed(table: pa.Table) -> pa.Table:
+    """`table` with every all-null column (Arrow type null, e.g. value_tier without any fee) given
+    its contract kind (models/scores_contract.py; text otherwise), so that readers such as the
+    alert rules see a string or a number column and every chunk shares the first one's schema."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            kind = SCORE_COLUMNS.get(field.name, "string")
+            typ = pa.float64() if kind == "number" else pa.string()
+            table = table.set_column(i, pa.field(field.name, typ), table.column(i).cast(typ))
+    return table
 
 
 def remove_stale_work_dirs(directory: Path) -> None:

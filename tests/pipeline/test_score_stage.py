@@ -315,6 +315,8 @@ def test_without_a_fee_column_the_value_columns_are_empty_and_the_list_ranks_by_
     assert len(scores) > 0
     for col in ("monthly_fee", "clv", "value_tier", "value_at_risk", "expected_gain"):
         assert scores[col].isna().all(), col
+    # empty, yet typed as the contract says (the alert rules compare value_tier with text)
+    assert str(pq.read_schema(out / "scores.parquet").field("value_tier").type) == "string"
     ranked = scores.sort_values("priority_rank")
     assert ranked["priority_rank"].tolist() == list(range(1, len(scores) + 1))
     assert ranked["churn_probability"].is_monotonic_decreasing
