@@ -23,7 +23,12 @@ from features.base.errors import require_inputs
 from features.base.io import write_json, write_text
 from models import promotion, tracking
 from models.evaluation.curves import curves
-from models.evaluation.metrics import PREDICTIONS, headline, metrics_at_test_cutoff
+from models.evaluation.metrics import (
+    PREDICTIONS,
+    cutoffs_seen_in,
+    headline,
+    metrics_at_test_cutoff,
+)
 from models.evaluation.profit import profit_report
 from models.evaluation.truth import truth_check
 from models.model import load_model
@@ -135,7 +140,9 @@ def run(params: Params) -> dict[str, Any]:
     model = load_model(paths.model)
     rows = rows_of_predictions(paths.features, predictions)
 
-    metrics, segments = metrics_at_test_cutoff(predictions, rows, params.evaluate)
+    metrics, segments = metrics_at_test_cutoff(
+        predictions, rows, params.evaluate, cutoffs_seen=cutoffs_seen_in(summary)
+    )
     plots_dir = Path(paths.plots)
     per_model = write_plots(predictions, plots_dir, params.evaluate.ece_bins)
     t = params.evaluate.truth

@@ -3,7 +3,9 @@
 Reads the model table (`paths.features`) and its catalog; writes the MLflow model directory
 (`paths.model`), the test predictions of the model and both baselines (`paths.test_predictions`,
 for `evaluate`) and a summary (`paths.train_report`: MLflow run id, registered version,
-validation figures). The MLflow run is created here and finished by `evaluate`.
+validation figures, which cutoffs each model was trained and selected on). With `train.refit`
+the registered model and the baselines are the ones refit on the training + validation cutoffs
+(models/training/fit.py). The MLflow run is created here and finished by `evaluate`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _log_run(
             "n_features": len(model.spec.features),
             "rule_feature": fitted.rule.feature,
             "test_cutoffs": ",".join(c.isoformat() for c in split.test_cutoffs),
+            "trained_on_cutoffs": ",".join(model.info["trained_on_cutoffs"]),
+            "refit_rounds": (model.info.get("refit") or {}).get("rounds"),
             "features_sha256": tracking.file_digest(features_path),
             "leakage_excluded": ",".join(fitted.leakage.excluded) or "-",
         }
@@ -112,9 +116,14 @@ def run(params: Params) -> dict[str, Any]:
             "features": model.spec.features,
             "dropped_features": model.spec.dropped,
             "best_iteration": model.info["best_iteration"],
+            "refit": model.info.get("refit"),
+            "cutoffs_seen": fitted.cutoffs_seen,
+            "trained_on_cutoffs": model.info["trained_on_cutoffs"],
+            "selected_on_cutoffs": model.info["selected_on_cutoffs"],
             "calibration": {
                 "method": model.calibrator.method,
                 "cv_log_loss": model.info["calibration_cv_log_loss"],
+                "fitted_on_cutoffs": model.info["calibrated_on_cutoffs"],
             },
             "tuning": model.info["tuning"],
             "rule": fitted.rule.describe(),

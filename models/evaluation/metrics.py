@@ -175,10 +175,17 @@ HEADLINE: tuple[str, ...] = ("roc_auc", "pr_auc", "ece", "lift_at_10")
 
 
 def metrics_at_test_cutoff(
-    predictions: pd.DataFrame, rows: pd.DataFrame, p: EvaluateParams, label: str = "churned"
+    predictions: pd.DataFrame,
+    rows: pd.DataFrame,
+    p: EvaluateParams,
+    label: str = "churned",
+    cutoffs_seen: dict[str, dict[str, list[str]]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Our test metrics with bootstrap intervals, per-segment AUC and the baselines' figures
-    (under `baselines`); and the per-segment detail (AUC with row and churner counts)."""
+    (under `baselines`); and the per-segment detail (AUC with row and churner counts).
+
+    `cutoffs_seen` (train.json): per ranking, the cutoffs it was trained and selected on; each
+    ranking's entry carries them (`trained_on_cutoffs`, `selected_on_cutoffs`)."""
     y = predictions[label].to_numpy()
     ours_p = predictions["p_model"].to_numpy()
     ours = binary_metrics(y, ours_p, p.ece_bins)
@@ -201,7 +208,25 @@ def metrics_at_test_cutoff(
         if name != "model"
     }
     ours["test_cutoffs"] = sorted({pd.Timestamp(c).isoformat() for c in predictions["cutoff"]})
+    for name, seen in (cutoffs_seen or {}).items():
+        entry = ours if name == "model" else ours["baselines"].get(name)
+        if entry is not None:
+            entry.update({k: list(v) for k, v in seen.items()})
     return ours, segments
+
+
+def cutoffs_seen_in(summary: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Per ranking, the cutoffs it was trained and selected on, from train.json (a summary
+    written before refit existed: every ranking trained on the training cutoffs)."""
+    if summary.get("cutoffs_seen"):
+        return summary["cutoffs_seen"]
+    split = summary.get("split", {})
+    trained = list(split.get("train", {}).get("cutoffs", []))
+    selected = list(split.get("valid", {}).get("cutoffs", []))
+    return {
+        name: {"trained_on_cutoffs": trained, "selected_on_cutoffs": selected}
+        for name in PREDICTIONS
+    }
 
 
 def headline(metrics: dict[str, Any], truth: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -1,4 +1,8 @@
-"""Baselines fitted on the model's split: logistic regression and the best single-feature rule."""
+"""Baselines fitted on the model's split: logistic regression and the best single-feature rule.
+
+Like the model, each is refit on the training + validation rows when `train.refit` is on
+(`fit_logreg_rows`, `refit_rule`): the rule keeps the feature and direction chosen on VALID.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,13 @@ def _frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
 def fit_logreg(split: Split, spec: FeatureSpec, c: float = 1.0, max_levels: int = 20) -> Pipeline:
     """Logistic regression on the model's features: median-impute + standardise numerics,
     one-hot categoricals capped to their `max_levels` most frequent TRAIN levels."""
+    return fit_logreg_rows(split.train, spec, c, max_levels)
+
+
+def fit_logreg_rows(
+    rows: pd.DataFrame, spec: FeatureSpec, c: float = 1.0, max_levels: int = 20
+) -> Pipeline:
+    """`fit_logreg` on the given rows (the refit: training + validation rows)."""
     numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
     categorical = OneHotEncoder(
         handle_unknown="infrequent_if_exist", max_categories=max_levels, sparse_output=False
@@ -40,7 +51,7 @@ def fit_logreg(split: Split, spec: FeatureSpec, c: float = 1.0, max_levels: int 
         [("num", numeric, spec.numeric), ("cat", categorical, list(spec.categorical))]
     )
     model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=c, max_iter=2000))])
-    model.fit(_frame(split.train, spec), split.train[LABEL].to_numpy())
+    model.fit(_frame(rows, spec), rows[LABEL].to_numpy())
     return model
 
 
@@ -112,3 +123,21 @@ def fit_single_feature_rule(split: Split, spec: FeatureSpec) -> SingleFeatureRul
     best.iso_.fit(best.score(split.train), y_train)
     log.info("single-feature rule: %s (valid AUC %.4f)", best.describe(), best.valid_auc)
     return best
+
+
+def refit_rule(rule: SingleFeatureRule, rows: pd.DataFrame) -> SingleFeatureRule:
+    """The rule's feature and direction (chosen on VALID) with its fill value, level rates and
+    isotonic map fitted again on `rows` (the refit: training + validation rows)."""
+    y = rows[LABEL].to_numpy()
+    s = rows[rule.feature]
+    if rule.level_rates is not None:
+        values = s.astype("object").where(s.notna(), "(missing)").astype(str)
+        rates = pd.Series(y).groupby(values.to_numpy()).mean().to_dict()
+        new = SingleFeatureRule(rule.feature, 1, float(y.mean()), rule.valid_auc, rates)
+    else:
+        x = pd.to_numeric(s.astype("float64"), errors="coerce")
+        fill = float(x.median()) if x.notna().any() else 0.0
+        new = SingleFeatureRule(rule.feature, rule.direction, fill, rule.valid_auc)
+    new.iso_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    new.iso_.fit(new.score(rows), y)
+    return new

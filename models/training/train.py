@@ -1,4 +1,17 @@
-"""LightGBM churn model: features fixed on TRAIN, early stopping and calibration on VALID.
+"""LightGBM churn model: features fixed on TRAIN, early stopping and calibration on VALID, then
+(train.refit, default) the registered model refit on TRAIN + VALID with the choices made on VALID.
+
+Refit rule (`refit_model`): the choices made on the validation cutoff are kept (the tuned
+LightGBM parameters, the calibration method AND its fitted map) and the booster is trained again
+on the training + validation rows, without early stopping, for
+`min(num_boost_round, round(best_iteration * rows(train + valid) / rows(train)))` rounds: the
+same number of rounds per row as early stopping found, as production retrains on all labelled
+history. The feature spec (kept columns, categorical levels, `train_end`) is refit on the same
+rows. The calibrator is the one fitted on the validation predictions of the train-only model:
+those are out-of-time predictions of a model that never saw the validation rows, the way the
+refit model's predictions of the next cutoff are; a cutoff-grouped K-fold over train + valid
+would calibrate on models trained on later cutoffs than the rows they predict. The test cutoff
+reaches no fit, selection or calibration (`refit_rows` refuses it).
 
 Categorical features are handled natively by LightGBM (pandas `category` dtype). Their levels are
 fixed from the training rows only: levels seen fewer than `min_level_count` times are folded into
@@ -20,7 +33,7 @@ import pandas as pd
 
 from models.model import ChurnModel, fit_feature_spec, to_model_frame
 from models.training.calibration import choose_calibrator
-from models.training.split import LABEL, Split
+from models.training.split import LABEL, Split, TrainingDataError
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +134,67 @@ def tune(
     return dict(study.best_params), summary
 
 
+def cutoff_list(cutoffs: Any) -> list[str]:
+    """Cutoffs as sorted ISO strings (reports: which cutoffs a model saw)."""
+    return sorted({pd.Timestamp(c).isoformat() for c in cutoffs})
+
+
+def refit_rows(split: Split) -> pd.DataFrame:
+    """The training + validation rows the refit models learn from; never a test-cutoff row."""
+    rows = pd.concat([split.train, split.valid], ignore_index=True)
+    leaked = rows["cutoff"].isin(split.test_cutoffs)
+    if leaked.any():  # cannot happen with split_by_cutoff; a guard for hand-made splits
+        raise TrainingDataError(
+            f"refit: {int(leaked.sum())} rows of the test cutoffs {cutoff_list(split.test_cutoffs)}"
+            " are in the training or validation part; the test cutoff must reach no fit."
+        )
+    return rows
+
+
+def refit_rounds(best_iteration: int, train_rows: int, all_rows: int, cap: int) -> int:
+    """Rounds of the refit: best_iteration scaled by the rows, capped by num_boost_round."""
+    scaled = round(max(1, best_iteration) * all_rows / max(1, train_rows))
+    return int(min(cap, max(1, scaled)))
+
+
+def refit_model(
+    selected: ChurnModel, split: Split, p: Any, source: str = "model table"
+) -> ChurnModel:
+    """The selected model retrained on TRAIN + VALID with the choices made on VALID (see above)."""
+    rows = refit_rows(split)
+    spec = fit_feature_spec(rows, p.exclude_features, p.min_level_count, source)
+    x_rows = to_model_frame(rows, spec)
+    best = int(selected.info["best_iteration"])
+    rounds = refit_rounds(best, len(split.train), len(rows), p.num_boost_round)
+    params = selected.info["lgb_params"]
+    dtrain = lgb.Dataset(
+        x_rows, label=rows[LABEL].to_numpy(), categorical_feature="auto", free_raw_data=True
+    )
+    booster = lgb.train(params, dtrain, num_boost_round=rounds)
+    log.info(
+        "refit: LightGBM on %d train + valid rows for %d rounds (best iteration %d on %d train "
+        "rows, scaled by rows, cap %d); calibration %s as fitted on the validation cutoff",
+        len(rows),
+        rounds,
+        best,
+        len(split.train),
+        p.num_boost_round,
+        selected.calibrator.method,
+    )
+    info = {
+        **selected.info,
+        "refit": {
+            "rounds": rounds,
+            "rule": "min(num_boost_round, round(best_iteration * rows / train_rows))",
+            "rows": int(len(rows)),
+            "train_rows": int(len(split.train)),
+        },
+        "trained_on_cutoffs": cutoff_list(rows["cutoff"]),
+        "booster_rows": int(len(rows)),
+    }
+    return ChurnModel(booster=booster, spec=spec, calibrator=selected.calibrator, info=info)
+
+
 def train_model(split: Split, p: Any, source: str = "model table") -> ChurnModel:
     """Fit the spec on TRAIN, (tune and) fit LightGBM early-stopped on VALID, calibrate on VALID."""
     spec = fit_feature_spec(split.train, p.exclude_features, p.min_level_count, source)
@@ -153,5 +227,10 @@ def train_model(split: Split, p: Any, source: str = "model table") -> ChurnModel
         "calibration_method": calibrator.method,
         "calibration_cv_log_loss": losses,
         "split": split.describe(),
+        "refit": None,
+        "trained_on_cutoffs": cutoff_list(split.train_cutoffs),
+        "selected_on_cutoffs": cutoff_list(split.valid_cutoffs),
+        "calibrated_on_cutoffs": cutoff_list(split.valid_cutoffs),
+        "booster_rows": int(len(split.train)),
     }
     return ChurnModel(booster=booster, spec=spec, calibrator=calibrator, info=info)

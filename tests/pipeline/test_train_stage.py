@@ -92,6 +92,24 @@ def test_train_and_evaluate_end_to_end_then_a_worse_challenger_is_not_promoted(
     assert set(metrics["baselines"]) == {"logreg", "rule"}
     assert metrics["ci95"]["roc_auc"][0] < metrics["roc_auc"] < metrics["ci95"]["roc_auc"][1]
     assert {"plan", "country", "tenure_band"} <= set(metrics["segments_roc_auc"])
+    # train.refit (default): ours and both baselines trained on the train + valid cutoffs, ours
+    # and the rule selected on the valid cutoff; the test cutoff in none of them
+    summary = json.loads(Path("reports/train.json").read_text())
+    split = summary["split"]
+    seen = sorted(split["train"]["cutoffs"] + split["valid"]["cutoffs"])
+    assert split["test"]["cutoffs"] == metrics["test_cutoffs"]
+    for entry in (metrics, *metrics["baselines"].values()):
+        assert entry["trained_on_cutoffs"] == seen
+        assert not set(entry["trained_on_cutoffs"]) & set(metrics["test_cutoffs"])
+    assert metrics["selected_on_cutoffs"] == split["valid"]["cutoffs"]
+    assert metrics["baselines"]["rule"]["selected_on_cutoffs"] == split["valid"]["cutoffs"]
+    assert summary["trained_on_cutoffs"] == seen
+    refit = summary["refit"]
+    assert refit["rows"] == split["train"]["rows"] + split["valid"]["rows"]
+    assert refit["rounds"] == min(
+        PARAMS["train"]["num_boost_round"],
+        round(summary["best_iteration"] * refit["rows"] / split["train"]["rows"]),
+    )
     truth = json.loads(Path("reports/truth.json").read_text())
     assert truth["skipped"] is False and truth["rows_matched"] == truth["rows"]
     assert truth["oracle_roc_auc"] > 0.6 and truth["mean_abs_probability_error"] < 0.1
@@ -106,11 +124,12 @@ def test_train_and_evaluate_end_to_end_then_a_worse_challenger_is_not_promoted(
 
     first = json.loads(Path("reports/promotion.json").read_text())
     assert first["promoted"] is True and first["reason"] == "no champion yet"
-    summary = json.loads(Path("reports/train.json").read_text())
     client = MlflowClient(tracking_uri=tracking.tracking_uri("sqlite:///mlflow.db"))
     run = client.get_run(summary["run_id"])
     assert "test_pr_auc" in run.data.metrics and "test_logreg_roc_auc" in run.data.metrics
     assert "valid_roc_auc" in run.data.metrics and run.data.params["lgb.deterministic"] == "True"
+    assert run.data.params["train.refit"] == "True"
+    assert run.data.params["refit_rounds"] == str(refit["rounds"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model", "reports", "feature_catalog.json"} <= artifacts
 
