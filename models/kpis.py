@@ -84,10 +84,24 @@ class KpiSpec:
     segments: tuple[str, ...] = ("plan", "country")
     definition: str = "contractual"
     lookback_days: int = 30
+    activity_event_types: tuple[str, ...] | None = None  # the label's (inactivity definition)
+    min_prior_purchases: int = 0  # the label's population filter
     csat_satisfied_min: float = 8.0
     purchase_event_type: str = "purchase"
     featurize: FeaturizeParams = FeaturizeParams()
     max_segment_levels: int = MAX_SEGMENT_LEVELS  # more levels: the largest + "(other)"
+
+
+def _active(tables: Tables, bounds: Sequence[dt.datetime], spec: KpiSpec) -> ibis.Table:
+    """The label's population at each month start (definition, activity types, prior buys)."""
+    return active_customers(
+        tables,
+        bounds,
+        spec.definition,
+        spec.lookback_days,
+        activity_event_types=spec.activity_event_types,
+        min_prior_purchases=spec.min_prior_purchases,
+    )
 
 
 def month_boundaries(first_month: dt.datetime, data_end: dt.datetime) -> list[dt.datetime]:
@@ -178,7 +192,7 @@ def _boundary_map(bounds: Sequence[dt.datetime], shift: int) -> ibis.Table:
 
 def customer_months(tables: Tables, bounds: Sequence[dt.datetime], spec: KpiSpec) -> ibis.Table:
     """Per (customer_id, month) active at the month start: fee_start, retained, fee_end."""
-    active = active_customers(tables, bounds, spec.definition, spec.lookback_days)
+    active = _active(tables, bounds, spec)
     active = active.select(active.customer_id.cast("string").name("customer_id"), "cutoff")
     fees = monthly_fee_features(tables, active, spec.featurize)
     if fees is None:
@@ -325,7 +339,7 @@ def cohort_retention(
     cust = cust.filter((cust.cohort >= first_cohort) & (cust.cohort < last))
     cust = cust.join(segs, "customer_id")
     sizes = _by_segment(con, cust, ["cohort"], spec.segments, {"customers": lambda t: t.count()})
-    active = active_customers(tables, bounds, spec.definition, spec.lookback_days)
+    active = _active(tables, bounds, spec)
     active = active.select(active.customer_id.cast("string").name("customer_id"), "cutoff")
     a = active.join(cust, "customer_id")
     a = a.filter(a.cutoff > a.cohort).mutate(

@@ -124,7 +124,14 @@ def build_scoring_table(
     try:
         tables = load_tables(con, params.paths.interim)
         as_of = as_of if as_of is not None else day_after(max_timestamp(tables))
-        spine = scoring_spine(tables, as_of, label.definition, label.inactivity_lookback_days)
+        spine = scoring_spine(
+            tables,
+            as_of,
+            label.definition,
+            label.inactivity_lookback_days,
+            activity_event_types=label.activity_event_types,
+            min_prior_purchases=label.min_prior_purchases,
+        )
         log.info("scoring table as of %s", as_of.date())
         catalog = write_feature_table(
             con,
@@ -134,6 +141,7 @@ def build_scoring_table(
             params.paths.score_features,
             work / "features",
             rows_per_chunk=params.score.chunk_rows,
+            keep=spec.features,  # the families the model was trained with, even if now absent
         )
         unseen = unseen_in_tables(tables, spec, as_of, max(cfg.windows))
     except duckdb.OutOfMemoryException as exc:
