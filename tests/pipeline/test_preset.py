@@ -34,7 +34,12 @@ def test_preset_replaces_whole_keys_and_keeps_comments(tmp_path: Path) -> None:
     assert set(sources) == set(sources_before)
     assert all("sql" in t and "path" not in t for t in sources.values())
     assert "tables" not in after["ingest"]
-    assert after_settings["paths"] == yaml.safe_load((ROOT / "settings.yaml").read_text())["paths"]
+    # paths: only the sources directory (the ingest stage's dependency) moves to the dataset
+    paths_before = yaml.safe_load((ROOT / "settings.yaml").read_text())["paths"]
+    assert after_settings["paths"]["sources"] == "../shared/datasets/ravenstack_saas_synthetic"
+    assert {k: v for k, v in after_settings["paths"].items() if k != "sources"} == {
+        k: v for k, v in paths_before.items() if k != "sources"
+    }
     assert "# Where things live" in settings.read_text(encoding="utf-8")
     assert after["evaluate"]["truth"] == {"check": False, "driver_features": {}}
     assert after["featurize"]["touchpoints"] == ["support"]
