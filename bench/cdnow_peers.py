@@ -16,9 +16,11 @@ side by side, the out-of-time ROC AUC and PR AUC (churn = positive, average prec
                iterations) and HistGradientBoosting (defaults) on recency, tenure, orders,
                dollars, CDs, mean order value and orders in the last 30/90/180/365 days, one row
                per customer and training cutoff, label = no purchase in the 90 days from it.
-               Two sets of training cutoffs: ours (reports/train.json: the pipeline's training
-               cutoffs), and `observed`: only the cutoffs whose 90-day label window has ended by
-               the test cutoff, the ones a model trained on the test date could really use.
+               Two sets of training cutoffs: ours (reports/train.json: the cutoffs our registered
+               model was fitted on, train + valid when train.refit is on), and `observed`: only
+               the cutoffs whose 90-day label window has ended by the test cutoff, the ones a
+               model trained on the test date could really use (later windows overlap the test
+               window: their labels hold some of the test period's purchases).
 
 No leakage: features use purchases strictly before each cutoff, labels the window from it; BG/NBD
 sees nothing after the test cutoff. Purchases are counted by customer-day, as in the preset's
@@ -160,10 +162,12 @@ def main() -> int:
 
     # training cutoffs: the pipeline's, and those whose label window ends by the test cutoff
     report = json.loads((here / args.train_report).read_text())
-    ours_train = [pd.Timestamp(c) for c in report["split"]["train"]["cutoffs"]]
+    # the cutoffs our registered model was fitted on (train + valid when train.refit is on)
+    trained_on = report.get("trained_on_cutoffs") or report["split"]["train"]["cutoffs"]
+    ours_train = [pd.Timestamp(c) for c in trained_on]
     ours_valid = [pd.Timestamp(c) for c in report["split"]["valid"]["cutoffs"]]
     horizon = pd.Timedelta(days=args.horizon_days)
-    observed = [c for c in ours_train + ours_valid if c + horizon <= test_cutoff]
+    observed = sorted({c for c in ours_train + ours_valid if c + horizon <= test_cutoff})
     assert all(c < test_cutoff for c in ours_train + observed)
 
     ranked: dict[str, np.ndarray] = {"ours": preds["p_model"].to_numpy()}
@@ -214,7 +218,7 @@ def main() -> int:
         "rows": int(y.size),
         "churn_rate": float(y.mean()),
         "label_mismatches_vs_pipeline": label_mismatch,
-        "ours_training_cutoffs": [c.date().isoformat() for c in ours_train],
+        "ours_trained_on_cutoffs": [c.date().isoformat() for c in ours_train],
         "ours_validation_cutoffs": [c.date().isoformat() for c in ours_valid],
         "observed_training_cutoffs": [c.date().isoformat() for c in observed],
         "results": rows,
