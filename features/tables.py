@@ -100,6 +100,15 @@ def day_number(ts: ibis.TimestampValue) -> ibis.IntegerValue:
 
 def max_timestamp(tables: Tables) -> dt.datetime:
     """The latest timestamp in any table: the end of the observed data (one query per column)."""
+    return max(v for v in (c.max().to_pyarrow().as_py() for c in _time_columns(tables)) if v)
+
+
+def min_timestamp(tables: Tables) -> dt.datetime:
+    """The earliest timestamp in any table: the start of the observed data."""
+    return min(v for v in (c.min().to_pyarrow().as_py() for c in _time_columns(tables)) if v)
+
+
+def _time_columns(tables: Tables) -> list[ibis.Column]:
     candidates = [tables.customers.signup_date]
     if tables.churn_events is not None:
         candidates.append(tables.churn_events.churn_date)
@@ -111,8 +120,7 @@ def max_timestamp(tables: Tables) -> dt.datetime:
         candidates.append(tables.tickets.opened_at)
         if "closed_at" in tables.tickets.columns:
             candidates.append(tables.tickets.closed_at)
-    values = [col.max().to_pyarrow().as_py() for col in candidates]
-    return max(v for v in values if v is not None)
+    return candidates
 
 
 KEYS: tuple[str, ...] = ("customer_id", "cutoff")

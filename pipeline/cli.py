@@ -140,6 +140,13 @@ def score(
         typer.Option(help="models:/name@alias, models:/name/version or a model directory"),
     ] = None,
     csv: Annotated[str | None, typer.Option(help="also write the scores as CSV here")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="write this run's outputs (features, scores .parquet/.csv, priority list, "
+            "score.json) into this directory instead of the configured paths"
+        ),
+    ] = None,
 ) -> None:
     """Churn probability, risk tier and reason codes for every active customer."""
     from pipeline import score as stage
@@ -147,7 +154,11 @@ def score(
     _run(
         "score",
         lambda: stage.run(
-            _params(params), as_of_date(as_of) if as_of else None, model_uri=model, csv=csv
+            _params(params),
+            as_of_date(as_of) if as_of else None,
+            model_uri=model,
+            csv=csv,
+            out=out,
         ),
     )
 

@@ -49,12 +49,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from features.base.errors import ResourceLimitError
-from features.base.io import atomic_path, write_json
-from features.base.time import as_of_date, day_after
+from features.base.errors import BadInputError, ResourceLimitError
+from features.base.io import atomic_path, exclusive_lock, write_json
+from features.base.time import as_of_date, day_after, utc_midnight
 from features.build import scoring_spine, write_feature_table
 from features.catalog import FeatureInfo
-from features.tables import Tables, connect, load_tables, max_timestamp
+from features.tables import Tables, connect, load_tables, max_timestamp, min_timestamp
 from models import tracking
 from models.model import FeatureSpec, LoadedModel, load_model_uri
 from models.scores_contract import SCORE_COLUMNS
@@ -113,17 +113,41 @@ def unseen_levels_in_file(features_path: Path, spec: FeatureSpec, chunk_rows: in
     return counts, dict.fromkeys(counts, pf.metadata.num_rows)
 
 
+def check_as_of(as_of: pd.Timestamp, first: pd.Timestamp, last: pd.Timestamp) -> None:
+    """An as-of date must lie in the data: after its first day, at most the day after its end."""
+    end = day_after(last)
+    if as_of > end:
+        raise BadInputError(
+            f"--as-of {as_of.date()} is after the data's end ({last.date()}): the days in between "
+            "have no records, so every customer would look inactive. Pass --as-of "
+            f"{end.date()} or earlier, or load the newer data first (`churn ingest`)."
+        )
+    if as_of <= utc_midnight(first):
+        raise BadInputError(
+            f"--as-of {as_of.date()} is before any record (the data starts {first.date()}): "
+            f"nobody can be scored. Pass a date after {first.date()} (at most {end.date()})."
+        )
+
+
 def build_scoring_table(
-    params: Params, as_of: pd.Timestamp | None, work: Path, spec: FeatureSpec
+    params: Params,
+    as_of: pd.Timestamp | None,
+    work: Path,
+    spec: FeatureSpec,
+    features_out: Path,
 ) -> tuple[pd.Timestamp, dict[str, FeatureInfo], Counts]:
-    """Write the scoring feature table at `as_of` (default: the day after the latest data);
-    return the as-of date, the catalog by feature name and the event types / touchpoints of the
-    scoring window never seen in training."""
+    """Write the scoring feature table at `as_of` (default: the day after the latest data) to
+    `features_out`; return the as-of date, the catalog by feature name and the event types /
+    touchpoints of the scoring window never seen in training."""
     cfg, label = params.featurize, params.label
     con = connect(params.score.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
     try:
         tables = load_tables(con, params.paths.interim)
-        as_of = as_of if as_of is not None else day_after(max_timestamp(tables))
+        last = pd.Timestamp(max_timestamp(tables))
+        if as_of is None:
+            as_of = day_after(last)
+        else:
+            check_as_of(as_of, pd.Timestamp(min_timestamp(tables)), last)
         spine = scoring_spine(
             tables,
             as_of,
@@ -138,7 +162,7 @@ def build_scoring_table(
             tables,
             spine,
             cfg,
-            params.paths.score_features,
+            features_out,
             work / "features",
             rows_per_chunk=params.score.chunk_rows,
             keep=spec.features,  # the families the model was trained with, even if now absent
@@ -282,36 +306,85 @@ def _alive(pid: int) -> bool:
     return True
 
 
+OUTPUTS: tuple[str, ...] = ("features", "scores", "csv", "priority", "summary")
+
+
+def output_paths(params: Params, out: Path | None, csv: str | None) -> dict[str, Path]:
+    """Where one run's outputs go: the configured paths, or all of them inside `out`."""
+    paths = params.paths
+    if out is not None:
+        names = ("features.parquet", "scores.parquet", "scores.csv", "priority.csv", "score.json")
+        return {k: out / name for k, name in zip(OUTPUTS, names, strict=True)}
+    return {
+        "features": Path(paths.score_features),
+        "scores": Path(paths.scores),
+        "csv": Path(csv or paths.scores_csv),
+        "priority": Path(paths.priority),
+        "summary": Path(paths.score_report),
+    }
+
+
+def publish(staged: dict[str, Path], targets: dict[str, Path]) -> None:
+    """Move every staged output into place, one rename each, the summary last."""
+    for key in OUTPUTS:
+        targets[key].parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(staged[key], targets[key])
+        except OSError:  # another file system: copy, then rename beside the target
+            with atomic_path(targets[key]) as tmp:
+                shutil.copyfile(staged[key], tmp)
+
+
 def run(
     params: Params,
     as_of: pd.Timestamp | None = None,
     model_uri: str | None = None,
     csv: str | None = None,
+    out: Path | str | None = None,
 ) -> dict[str, Any]:
     """Score every active customer at `as_of` (default: `score.as_of`, else the day after the
-    latest data); return the summary written to `paths.score_report`."""
-    sp, paths = params.score, params.paths
+    latest data); return the summary.
+
+    One run's outputs (scoring table, scores Parquet + CSV, priority list, summary) are built in
+    a work directory and published together at the end, under a lock on the scores' directory: a
+    second run exits 2 while one is running, and a run that fails or is killed leaves every
+    output of the previous run as it was.
+    """
+    sp = params.score
     if as_of is None and sp.as_of is not None:
         as_of = as_of_date(sp.as_of)
+    targets = output_paths(params, Path(out) if out is not None else None, csv)
+    scores_dir = targets["scores"].parent
+    with exclusive_lock(scores_dir / ".score.lock", f"`churn score` writing to {scores_dir}"):
+        return _run_locked(params, as_of, model_uri, targets)
+
+
+def _run_locked(
+    params: Params, as_of: pd.Timestamp | None, model_uri: str | None, targets: dict[str, Path]
+) -> dict[str, Any]:
+    sp = params.score
     started = time.perf_counter()
     mlflow.set_tracking_uri(tracking.tracking_uri(params.mlflow.tracking_uri))
     loaded = load_model_uri(model_uri or sp.model)
     log.info("model %s: version %s, run %s", loaded.uri, loaded.version, loaded.run_id)
-    out = Path(paths.scores)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_work_dirs(out.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".score-{os.getpid()}-", dir=out.parent))
+    scores_dir = targets["scores"].parent
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_work_dirs(scores_dir)
+    work = Path(tempfile.mkdtemp(prefix=f".score-{os.getpid()}-", dir=scores_dir))
+    (work / "publish").mkdir()
+    staged = {k: work / "publish" / f"{k}{targets[k].suffix}" for k in OUTPUTS}
     notes: list[str] = []
     try:
         as_of, catalog, (counts, totals) = build_scoring_table(
-            params, as_of, work, loaded.model.spec
+            params, as_of, work, loaded.model.spec, staged["features"]
         )
-        features_path = Path(paths.score_features)
-        level_counts, rows = unseen_levels_in_file(features_path, loaded.model.spec, sp.chunk_rows)
+        level_counts, rows = unseen_levels_in_file(
+            staged["features"], loaded.model.spec, sp.chunk_rows
+        )
         unseen = unseen_summary({**level_counts, **counts}, {**rows, **totals})
         check_unseen(unseen, sp.max_unseen_share, f"scoring data as of {as_of.date()}")
         parts, pop = score_chunks(
-            features_path,
+            staged["features"],
             loaded,
             catalog,
             sp.reasons,
@@ -320,33 +393,39 @@ def run(
             work,
         )
         extra = population_columns(pop, sp.risk_tiers, sp.default_tier, params.value)
-        csv_path = Path(csv or paths.scores_csv)
-        n = write_scores(parts, extra, out, csv_path)
+        n = write_scores(parts, extra, staged["scores"], staged["csv"])
         has_value = bool(pop["monthly_fee"].notna().any())
         if n and not has_value:
             notes.append(no_fee_note(params.value.fee_column))
-        listed = write_priority(out, Path(paths.priority), params.value, has_value)
-        log.info("%d customers on the priority list %s", listed, paths.priority)
+        listed = write_priority(staged["scores"], staged["priority"], params.value, has_value)
+        probability = pop["churn_probability"]
+        summary = {
+            "as_of": as_of.isoformat(),
+            "customers": n,
+            "model_uri": loaded.uri,
+            "model_version": loaded.version,
+            "run_id": loaded.run_id,
+            "mean_churn_probability": float(probability.mean()) if n else None,
+            "risk_tiers": extra["risk_tier"].value_counts().sort_index().to_dict() if n else {},
+            # per column: values never seen in training (count, rows, share, examples)
+            "unseen": unseen,
+            "priority_listed": listed,
+            "seconds": round(time.perf_counter() - started, 1),
+            "scores": str(targets["scores"]),
+            "outputs": {k: str(targets[k]) for k in OUTPUTS},
+        }
+        if notes:  # what the outputs hold for this business (e.g. no fee: no value columns)
+            summary["notes"] = notes
+        write_json(staged["summary"], summary)
+        publish(staged, targets)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    probability = pop["churn_probability"]
-    summary = {
-        "as_of": as_of.isoformat(),
-        "customers": n,
-        "model_uri": loaded.uri,
-        "model_version": loaded.version,
-        "run_id": loaded.run_id,
-        "mean_churn_probability": float(probability.mean()) if n else None,
-        "risk_tiers": extra["risk_tier"].value_counts().sort_index().to_dict() if n else {},
-        # per column: values never seen in training (count, rows, share, examples)
-        "unseen": unseen,
-        "seconds": round(time.perf_counter() - started, 1),
-        "scores": str(out),
-    }
-    if notes:  # what the outputs hold for this business (e.g. no fee: no value columns)
-        summary["notes"] = notes
-    write_json(paths.score_report, summary)
+    log.info("%d customers on the priority list %s", listed, targets["priority"])
     log.info(
-        "scored %d customers as of %s in %.1f s -> %s", n, as_of.date(), summary["seconds"], out
+        "scored %d customers as of %s in %.1f s -> %s",
+        n,
+        as_of.date(),
+        summary["seconds"],
+        targets["scores"],
     )
     return summary

@@ -14,6 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.base.errors import BadInputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -78,3 +80,38 @@ def atomic_directory(target: Path | str) -> Iterator[Path]:
     os.replace(staging, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class BusyError(BadInputError):
+    """Another process holds the lock of an output set (exit 2: wait and run again)."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path | str, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` for the block, or raise BusyError at once.
+
+    An OS file lock (flock): the kernel releases it when the holder exits, killed or not, so a
+    crashed run never leaves a stale lock behind.
+    """
+    import fcntl
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BusyError(
+                f"{what} is already running ({holder} holds {lock_file}); wait for it to finish "
+                "and run again: its outputs are published together when it ends"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -194,7 +194,15 @@ def test_missing_interim_tables_exit_2(
 def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> None:
     assert churn("score", "--model", "artifacts/model") == 0
     out = Path("data/scores/scores.parquet")
+    outputs = [
+        out,
+        Path("data/scores/scores.csv"),
+        Path("data/scores/features.parquet"),
+        Path("reports/priority.csv"),
+        Path("reports/score.json"),
+    ]
     before = out.read_bytes()
+    every_before = [p.read_bytes() for p in outputs]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen(
         [str(BIN / "churn"), "score", "--model", "artifacts/model", "--as-of", "2025-06-01"],
@@ -213,6 +221,7 @@ def test_killing_the_job_midway_leaves_the_previous_scores(in_project: Path) -> 
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert out.read_bytes() == before
+    assert [p.read_bytes() for p in outputs] == every_before  # the whole set, not only scores
     assert pq.read_table(out).num_rows > 0
     assert list(Path("data/scores").glob(".score-*"))  # the killed job's work directory
     # the next run removes it and succeeds
