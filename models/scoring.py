@@ -109,20 +109,52 @@ def feature_label(info: FeatureInfo | None, name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def format_value(value: Any) -> str:
-    """A feature value as people read it: 3 not 3.0, 0.125 not 0.12500000001, 'none' for missing."""
+def format_value(value: Any, unit: str = "") -> str:
+    """A feature value as people read it: 3 not 3.0, 1,234 not 1.23e+03, 12.50 for money,
+    '45 days', 'none recorded' for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "none recorded"
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if v.is_integer() and abs(v) < 1e15:
-            return str(int(v))
-        return f"{v:.3g}"
-    return str(value)
+    if not isinstance(value, int | np.integer | float | np.floating):
+        return str(value)
+    v = float(value)
+    if unit == "money":
+        return f"{v:,.2f}"
+    if v.is_integer() and abs(v) < 1e15:
+        text = f"{int(v):,}"
+    elif abs(v) >= 100:
+        text = f"{v:,.0f}"
+    else:
+        text = f"{v:.3g}"
+    if unit in ("days", "minutes"):
+        one = unit[:-1] if text == "1" else unit
+        return f"{text} {one}"
+    return text
+
+
+# Units from the feature's name (the catalog's naming conventions, features/families/).
+_MONEY = re.compile(r"(fee|amount|spend|revenue|mrr|price|dollars?)(_|$)")
+_DAYS = re.compile(r"(^days_|_days$|^tenure_days|_days_)")
+
+
+def value_unit(name: str) -> str:
+    """'money', 'days', 'minutes' or '' for a feature column name."""
+    if "_pct" in name or "_rate" in name or name.endswith("_share"):
+        return ""
+    if "minutes" in name:
+        return "minutes"
+    if _DAYS.search(name):
+        return "days"
+    if _MONEY.search(name):
+        return "money"
+    return ""
+
+
+# A reason must push the churn risk up by at least this much (log-odds: +0.05 is about 5 % more
+# odds of churning); weaker pushes are noise to the reader. None qualifying: NO_STRONG_REASON.
+REASON_MIN_CONTRIBUTION = 0.05
+NO_STRONG_REASON = "No strong risk factor"
 
 
 def reason_sentence(label: str, value: str, contribution: float) -> str:
@@ -141,31 +173,43 @@ def reason_columns(
     features: Sequence[str],
     catalog: Mapping[str, FeatureInfo],
     k: int,
+    min_contribution: float = REASON_MIN_CONTRIBUTION,
 ) -> dict[str, np.ndarray]:
-    """reason_i, reason_i_value, reason_i_contribution, reason_i_text for i = 1..k."""
+    """reason_i, reason_i_value, reason_i_contribution, reason_i_text for i = 1..k.
+
+    Only what raises the customer's risk by at least `min_contribution` is a reason (largest
+    first); the slots left are empty, and a customer with none gets reason_1_text
+    NO_STRONG_REASON. Values carry their unit (money with two decimals, days, minutes).
+    """
     top = top_reasons(contrib, k)
     names = np.asarray(features, dtype=object)
     labels = {f: feature_label(catalog.get(f), f) for f in features}
+    units = {f: value_unit(f) for f in features}
     rows = np.arange(len(frame))
     out: dict[str, np.ndarray] = {}
     for i in range(top.shape[1]):
         idx = top[:, i]
-        feat = names[idx]
         contribution = contrib[rows, idx]
-        values = np.empty(len(frame), dtype=object)
-        texts = np.empty(len(frame), dtype=object)
-        for j in np.unique(idx):
-            mask = idx == j
+        strong = contribution >= min_contribution
+        feat = np.where(strong, names[idx], None).astype(object)
+        values = np.full(len(frame), None, dtype=object)
+        texts = np.full(len(frame), None, dtype=object)
+        for j in np.unique(idx[strong]):
+            mask = strong & (idx == j)
             name = names[j]
-            formatted = [format_value(v) for v in frame[name].to_numpy(dtype=object)[mask]]
+            formatted = [
+                format_value(v, units[name]) for v in frame[name].to_numpy(dtype=object)[mask]
+            ]
             values[mask] = formatted
             texts[mask] = [
                 reason_sentence(labels[name], v, c)
                 for v, c in zip(formatted, contribution[mask], strict=True)
             ]
+        if i == 0:
+            texts[~strong] = NO_STRONG_REASON
         out[f"reason_{i + 1}"] = feat
         out[f"reason_{i + 1}_value"] = values
-        out[f"reason_{i + 1}_contribution"] = contribution
+        out[f"reason_{i + 1}_contribution"] = np.where(strong, contribution, np.nan)
         out[f"reason_{i + 1}_text"] = texts
     return out
 

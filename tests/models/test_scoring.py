@@ -28,6 +28,7 @@ from models.scoring import (
     top_reasons,
     unseen_level_counts,
     unseen_summary,
+    value_unit,
 )
 from models.settings import TrainParams, ValueParams
 from models.training.split import split_by_cutoff
@@ -110,24 +111,43 @@ def test_feature_labels_read_like_plain_language() -> None:
 
 
 def test_reason_columns_carry_value_contribution_and_sentence() -> None:
-    frame = pd.DataFrame({"csat": [3.0, math.nan], "plan": ["basic", "pro"]})
+    frame = pd.DataFrame(
+        {"csat": [3.0, math.nan, 9.0], "plan": ["basic", "pro", "pro"], "fee": [1234.5, 9.9, 20.0]}
+    )
     catalog = {
         "csat": FeatureInfo("csat", "experience", "lowest CSAT at after_sales before the cutoff"),
         "plan": FeatureInfo("plan", "contract", "customer attribute 'plan' (category)"),
+        "fee": FeatureInfo("fee", "economic", "current monthly fee"),
     }
-    contrib = np.array([[0.8, -0.1, -2.0], [0.05, 0.2, -2.0]])
-    out = reason_columns(frame, contrib, ["csat", "plan"], catalog, 2)
-    assert out["reason_1"].tolist() == ["csat", "plan"]
-    assert out["reason_1_value"].tolist() == ["3", "pro"]
-    assert out["reason_1_contribution"].tolist() == [0.8, 0.2]
+    contrib = np.array([[0.8, -0.1, 0.3, -2.0], [0.05, 0.2, 0.01, -2.0], [0.02, -0.3, 0.04, -2.0]])
+    out = reason_columns(frame, contrib, ["csat", "plan", "fee"], catalog, 2)
+    assert out["reason_1"].tolist() == ["csat", "plan", None]
+    assert out["reason_1_value"].tolist() == ["3", "pro", None]
     assert out["reason_1_text"].tolist() == [
         "Lowest CSAT at after-sales was 3 (raises risk)",
         "Plan was pro (raises risk)",
+        "No strong risk factor",  # every push below REASON_MIN_CONTRIBUTION
     ]
+    # only what raises the risk enough is a reason: money with two decimals and a separator
     assert out["reason_2_text"].tolist() == [
-        "Plan was basic (lowers risk)",
+        "Current monthly fee was 1,234.50 (raises risk)",
         "Lowest CSAT at after-sales: none recorded (raises risk)",
+        None,
     ]
+    assert out["reason_2_contribution"][0] == 0.3 and np.isnan(out["reason_2_contribution"][2])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("current_monthly_fee", 9.9, "9.90"), ("days_since_last_login", 45.0, "45 days"),
+        ("tenure_days", 1.0, "1 day"), ("logins_30d", 1234.0, "1,234"),
+        ("purchase_amount_sum_90d", 1234.567, "1,234.57"), ("ratio", 1234.56, "1,235"),
+        ("monthly_fee_change_pct_90d", 0.25, "0.25"),
+    ],
+)  # fmt: skip
+def test_values_carry_their_unit(name: str, value: float, text: str) -> None:
+    assert format_value(value, value_unit(name)) == text
 
 
 def test_the_scores_carry_every_contract_column_with_its_kind(model_table: pd.DataFrame) -> None:
