@@ -101,7 +101,10 @@ def run(params: Params) -> dict[str, Any]:
     paths = params.paths
     features_path = Path(paths.features)
     table = read_model_table(features_path)
-    fitted = fit_all(table, params.split, params.train, params.leakage, str(features_path))
+    label_days = params.label.lead_days + params.label.horizon_days
+    fitted = fit_all(
+        table, params.split, params.train, params.leakage, str(features_path), label_days
+    )
     model, split = fitted.model, fitted.split
 
     with atomic_directory(paths.model) as staging:

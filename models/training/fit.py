@@ -64,10 +64,14 @@ def fit_all(
     train: TrainParams,
     leakage: LeakageParams,
     source: str = "model table",
+    label_days: int = 0,
 ) -> Fitted:
-    """Split out of time, screen for leaks, train the model and both baselines; predict."""
+    """Split out of time (parts `label_days` apart: the label's lead + horizon), screen for
+    leaks, train the model and both baselines; predict."""
     sp = split_params
-    split = split_by_cutoff(table, sp.valid_cutoffs, sp.test_cutoffs, sp.min_train_cutoffs, source)
+    split = split_by_cutoff(
+        table, sp.valid_cutoffs, sp.test_cutoffs, sp.min_train_cutoffs, source, label_days
+    )
     check_trainable(
         split,
         train.min_positives,

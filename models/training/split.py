@@ -72,8 +72,15 @@ def split_by_cutoff(
     test_cutoffs: int = 1,
     min_train_cutoffs: int = 1,
     source: str = "model table",
+    label_days: int = 0,
 ) -> Split:
-    """Split labelled rows by cutoff: the latest `test_cutoffs` are test, the ones before valid."""
+    """Split labelled rows by cutoff: the latest `test_cutoffs` are test, the ones before valid.
+
+    `label_days` (the label's lead + horizon) keeps the parts apart in time: a validation cutoff's
+    label window must end by the first test cutoff, and a training cutoff's by the first
+    validation cutoff. Otherwise a 90-day label at the cutoff just before the test one would be
+    read from the test period's own purchases. Cutoffs in such a gap are left out (logged).
+    """
     if valid_cutoffs < 1 or test_cutoffs < 1 or min_train_cutoffs < 1:
         raise TrainingDataError(
             "split: valid_cutoffs, test_cutoffs and min_train_cutoffs must be >= 1; found "
@@ -88,11 +95,30 @@ def split_by_cutoff(
             f"({min_train_cutoffs} train + {valid_cutoffs} valid + {test_cutoffs} test). "
             "Simulate/ingest a longer history or lower split.valid_cutoffs / split.test_cutoffs."
         )
-    test_c = tuple(pd.Timestamp(c) for c in cutoffs[-test_cutoffs:])
-    valid_c = tuple(
-        pd.Timestamp(c) for c in cutoffs[-(test_cutoffs + valid_cutoffs) : -test_cutoffs]
+    window = pd.Timedelta(days=label_days)
+    stamps = [pd.Timestamp(c) for c in cutoffs]
+    test_c = tuple(stamps[-test_cutoffs:])
+    before_test = [c for c in stamps[:-test_cutoffs] if c + window <= test_c[0]]
+    valid_c = tuple(before_test[-valid_cutoffs:])
+    train_c = tuple(
+        c for c in before_test if valid_c and c < valid_c[0] and c + window <= valid_c[0]
     )
-    train_c = tuple(pd.Timestamp(c) for c in cutoffs[: -(test_cutoffs + valid_cutoffs)])
+    gap = [c for c in stamps if c not in (*train_c, *valid_c, *test_c)]
+    if len(valid_c) < valid_cutoffs or len(train_c) < min_train_cutoffs:
+        raise TrainingDataError(
+            f"{source}: with {label_days}-day label windows (label.lead_days + horizon_days) "
+            f"that must end before the next part begins, {len(stamps)} labelled cutoffs leave "
+            f"{len(train_c)} train and {len(valid_c)} valid cutoff(s); the split needs "
+            f"{min_train_cutoffs} and {valid_cutoffs}. Use a longer history or a shorter horizon."
+        )
+    if gap:
+        log.info(
+            "%s: cutoff(s) %s left out of the split: their %d-day label windows would reach into "
+            "the next part (validation or test)",
+            source,
+            ", ".join(str(c.date()) for c in gap),
+            label_days,
+        )
     part = rows["cutoff"]
     split = Split(
         train=rows.loc[part.isin(train_c)].reset_index(drop=True),

@@ -74,3 +74,28 @@ def test_validation_needs_each_class_for_every_calibration_fold(model_table: pd.
     with pytest.raises(TrainingDataError, match="train.calibration.folds") as exc:
         check_trainable(split, min_positives=10, calibration_folds=churners + 1)
     assert f"{churners} churners" in str(exc.value) and "valid part" in str(exc.value)
+
+
+def _monthly(cutoffs: list[str]) -> pd.DataFrame:
+    rows = [(f"c{i}", c, i % 2) for c in cutoffs for i in range(6)]
+    return pd.DataFrame(rows, columns=["customer_id", "cutoff", "churned"])
+
+
+def test_label_windows_never_reach_into_the_next_part() -> None:
+    """90-day labels at monthly cutoffs: the valid cutoff's window ends by the test cutoff and
+    every training cutoff's by the valid cutoff; the cutoffs in between are left out."""
+    months = [f"1997-{m:02d}-01" for m in range(4, 13)] + [f"1998-{m:02d}-01" for m in (1, 2, 3, 4)]
+    split = split_by_cutoff(_monthly(months), label_days=90)
+    test, valid = split.test_cutoffs[0], split.valid_cutoffs[0]
+    assert str(test.date()) == "1998-04-01" and str(valid.date()) == "1998-01-01"
+    assert all(c + pd.Timedelta(days=90) <= valid for c in split.train_cutoffs)
+    assert str(split.train_cutoffs[-1].date()) == "1997-10-01"
+    # without the windows (label_days 0) the parts are adjacent, as before
+    adjacent = split_by_cutoff(_monthly(months))
+    assert str(adjacent.valid_cutoffs[0].date()) == "1998-03-01"
+
+
+def test_too_short_a_history_for_the_windows_is_an_error_naming_them() -> None:
+    months = ["1998-01-01", "1998-02-01", "1998-03-01", "1998-04-01"]
+    with pytest.raises(TrainingDataError, match="90-day label windows"):
+        split_by_cutoff(_monthly(months), label_days=90)
