@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,10 @@ class Split:
     train_cutoffs: tuple[pd.Timestamp, ...]
     valid_cutoffs: tuple[pd.Timestamp, ...]
     test_cutoffs: tuple[pd.Timestamp, ...]
+    # cutoffs between train and valid whose label windows reach into valid but end by the
+    # first test cutoff: not for selection, but the refit on train + valid may learn from them
+    gap: pd.DataFrame = field(default_factory=pd.DataFrame)
+    gap_cutoffs: tuple[pd.Timestamp, ...] = ()
 
     def describe(self) -> dict[str, object]:
         """Row counts, positive counts and cutoffs of each part, for reports and MLflow."""
@@ -104,6 +108,7 @@ def split_by_cutoff(
         c for c in before_test if valid_c and c < valid_c[0] and c + window <= valid_c[0]
     )
     gap = [c for c in stamps if c not in (*train_c, *valid_c, *test_c)]
+    refit_gap = tuple(c for c in before_test if c not in (*train_c, *valid_c))
     if len(valid_c) < valid_cutoffs or len(train_c) < min_train_cutoffs:
         raise TrainingDataError(
             f"{source}: with {label_days}-day label windows (label.lead_days + horizon_days) "
@@ -113,8 +118,8 @@ def split_by_cutoff(
         )
     if gap:
         log.info(
-            "%s: cutoff(s) %s left out of the split: their %d-day label windows would reach into "
-            "the next part (validation or test)",
+            "%s: cutoff(s) %s kept out of training and selection: their %d-day label windows "
+            "would reach into the next part (those ending by the test cutoff join the refit)",
             source,
             ", ".join(str(c.date()) for c in gap),
             label_days,
@@ -127,6 +132,8 @@ def split_by_cutoff(
         train_cutoffs=train_c,
         valid_cutoffs=valid_c,
         test_cutoffs=test_c,
+        gap=rows.loc[part.isin(refit_gap)].reset_index(drop=True),
+        gap_cutoffs=refit_gap,
     )
     assert split.train["cutoff"].max() < split.valid["cutoff"].min() <= split.valid["cutoff"].max()
     assert split.valid["cutoff"].max() < split.test["cutoff"].min()

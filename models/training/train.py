@@ -140,8 +140,10 @@ def cutoff_list(cutoffs: Any) -> list[str]:
 
 
 def refit_rows(split: Split) -> pd.DataFrame:
-    """The training + validation rows the refit models learn from; never a test-cutoff row."""
-    rows = pd.concat([split.train, split.valid], ignore_index=True)
+    """The training + validation rows the refit models learn from (with the cutoffs between them
+    whose label windows end by the test cutoff); never a test-cutoff row."""
+    parts = [split.train, split.gap, split.valid] if len(split.gap) else [split.train, split.valid]
+    rows = pd.concat(parts, ignore_index=True)
     leaked = rows["cutoff"].isin(split.test_cutoffs)
     if leaked.any():  # cannot happen with split_by_cutoff; a guard for hand-made splits
         raise TrainingDataError(

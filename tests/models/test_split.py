@@ -99,3 +99,17 @@ def test_too_short_a_history_for_the_windows_is_an_error_naming_them() -> None:
     months = ["1998-01-01", "1998-02-01", "1998-03-01", "1998-04-01"]
     with pytest.raises(TrainingDataError, match="90-day label windows"):
         split_by_cutoff(_monthly(months), label_days=90)
+
+
+def test_the_gap_cutoffs_join_the_refit_only_when_their_windows_end_by_the_test_cutoff() -> None:
+    from models.training.train import refit_rows
+
+    months = [f"1997-{m:02d}-01" for m in range(4, 13)] + [f"1998-{m:02d}-01" for m in (1, 2, 3, 4)]
+    split = split_by_cutoff(_monthly(months), label_days=90)
+    assert [str(c.date()) for c in split.gap_cutoffs] == ["1997-11-01", "1997-12-01"]
+    refit = set(refit_rows(split)["cutoff"])
+    # 1998-02-01 and 1998-03-01 would read their 90-day labels from the test period: never used
+    assert pd.Timestamp("1998-02-01", tz="UTC") not in refit
+    assert pd.Timestamp("1998-03-01", tz="UTC") not in refit
+    assert all(c + pd.Timedelta(days=90) <= split.test_cutoffs[0] for c in refit)
+    assert len(refit) == 10  # 1997-04 .. 1998-01
