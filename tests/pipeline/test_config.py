@@ -151,3 +151,23 @@ def test_a_settings_key_in_params_still_works_with_a_warning(tmp_path: Path, cap
     params = load_params(write(tmp_path, "paths:\n  raw: old/raw\nmlflow:\n  experiment: x\n"))
     assert params.paths.raw == "old/raw"
     assert "belong(s) in" in caplog.text and "mlflow.experiment" in caplog.text
+
+
+def test_dvc_exp_run_set_param_changes_one_line_of_params_yaml(tmp_path: Path) -> None:
+    """params.yaml is kept in the style DVC writes back, so `dvc exp run -S key=value` (which
+    rewrites the file) shows as a one-line diff, not a reformatted file."""
+    import shutil
+
+    from dvc.utils.serialize import modify_yaml
+
+    root = Path(__file__).parents[2]
+    copy = tmp_path / "params.yaml"
+    shutil.copy(root / "params.yaml", copy)
+    with modify_yaml(str(copy)) as data:
+        data["train"]["learning_rate"] = 0.05
+    before = (root / "params.yaml").read_text(encoding="utf-8").splitlines()
+    after = copy.read_text(encoding="utf-8").splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(before) == len(after) and changed == [
+        ("  learning_rate: 0.03", "  learning_rate: 0.05")
+    ]
