@@ -43,7 +43,13 @@ def merge(
         for key, value in values.items():
             to_settings = is_setting(f"{section}.{key}")
             home, other = (settings, params) if to_settings else (params, settings)
-            home.setdefault(section, {})[key] = value
+            target = home.setdefault(section, {})
+            target[key] = value
+            # the old value's comment tokens belong to its layout (a block list's line breaks):
+            # kept with a new value, ruamel can glue the next key onto its line
+            comments = getattr(target, "ca", None)
+            if comments is not None:
+                comments.items.pop(key, None)
             if isinstance(other.get(section), dict):
                 other[section].pop(key, None)
                 if not other[section]:
