@@ -22,6 +22,7 @@ import yaml
 
 from models.explain.treeshap import contributions
 from models.model import load_model
+from models.scoring import NO_STRONG_REASON, REASON_MIN_CONTRIBUTION
 
 from helpers import churn, inside
 
@@ -111,13 +112,19 @@ def test_reasons_are_the_largest_exact_contributions(in_project: Path) -> None:
     for row in (0, len(feats) // 2, len(feats) - 1):
         got = by_id.loc[str(feats["customer_id"].iloc[row])]
         for k in range(3):
-            name = names[top[row, k]]
-            assert got[f"reason_{k + 1}"] == name
-            assert got[f"reason_{k + 1}_contribution"] == pytest.approx(contrib[row, top[row, k]])
-            effect = "raises risk" if contrib[row, top[row, k]] > 0 else "lowers risk"
-            assert got[f"reason_{k + 1}_text"].endswith(f"({effect})")
-    assert (scores["reason_1_contribution"] >= scores["reason_2_contribution"]).all()
-    assert (scores["reason_2_contribution"] >= scores["reason_3_contribution"]).all()
+            name, push = names[top[row, k]], contrib[row, top[row, k]]
+            if push >= REASON_MIN_CONTRIBUTION:  # a reason only when it raises the risk enough
+                assert got[f"reason_{k + 1}"] == name
+                assert got[f"reason_{k + 1}_contribution"] == pytest.approx(push)
+                assert got[f"reason_{k + 1}_text"].endswith("(raises risk)")
+            else:
+                assert pd.isna(got[f"reason_{k + 1}"])
+                if k == 0:
+                    assert got["reason_1_text"] == NO_STRONG_REASON
+    pushes = [scores[f"reason_{k}_contribution"].fillna(-np.inf) for k in (1, 2, 3)]
+    assert (pushes[0] >= pushes[1]).all() and (pushes[1] >= pushes[2]).all()
+    for k in (1, 2, 3):
+        assert (scores[f"reason_{k}_contribution"].dropna() >= REASON_MIN_CONTRIBUTION).all()
     assert set(scores["risk_decile"]) == set(range(1, 11))
     top_decile = scores.loc[scores["risk_decile"] == 1, "churn_probability"].min()
     assert top_decile >= scores.loc[scores["risk_decile"] == 2, "churn_probability"].max()
