@@ -29,8 +29,8 @@ from features.families.experience import experience_families, experience_feature
 from features.families.profile import profile_families, profile_features
 from features.families.service import service_families, service_features
 from features.families.text import has_feedback_text, text_families, text_features
-from features.labels import active_customers
-from features.settings import FeaturizeParams
+from features.labels import population
+from features.settings import FeaturizeParams, LabelParams
 from features.tables import KEYS, Tables
 
 log = logging.getLogger(__name__)
@@ -210,28 +210,12 @@ def training_spine(labels: ibis.Table) -> ibis.Table:
 
 
 def scoring_spine(
-    tables: Tables,
-    as_of: str | dt.date | dt.datetime,
-    definition: str = "contractual",
-    lookback_days: int = 30,
-    *,
-    activity_event_types: Sequence[str] | None = None,
-    min_prior_purchases: int = 0,
+    tables: Tables, as_of: str | dt.date | dt.datetime, label: LabelParams | None = None
 ) -> ibis.Table:
-    """(customer_id, cutoff = as_of's UTC midnight) for every customer active at `as_of`.
-
-    "Active" follows the label definition (its activity types and prior-purchase filter too), so
-    a scoring row is exactly a training row without its label: features use data strictly
-    before the as-of day.
-    """
-    return active_customers(
-        tables,
-        [utc_midnight(as_of)],
-        definition,
-        lookback_days,
-        activity_event_types=activity_event_types,
-        min_prior_purchases=min_prior_purchases,
-    )
+    """(customer_id, cutoff = as_of's UTC midnight) for every customer in the label's population
+    at `as_of` (`features.labels.population`), so a scoring row is exactly a training row
+    without its label: features use data strictly before the as-of day."""
+    return population(tables, [utc_midnight(as_of)], label or LabelParams())
 
 
 def with_cached_daily_events(

@@ -317,6 +317,19 @@ def active_customers(
     return active
 
 
+def population(tables: Tables, cutoffs: Sequence[dt.datetime], label: LabelParams) -> ibis.Table:
+    """The label's population at each cutoff (definition, lookback, activity types, prior
+    purchases): the one call scoring and the KPIs make, so both follow the label's settings."""
+    return active_customers(
+        tables,
+        cutoffs,
+        label.definition,
+        label.inactivity_lookback_days,
+        activity_event_types=label.activity_event_types,
+        min_prior_purchases=label.min_prior_purchases,
+    )
+
+
 def check_activity_types(tables: Tables, activity_event_types: Sequence[str] | None) -> None:
     """Raise BadInputError when no activity type occurs in the events; warn about those missing."""
     if not activity_event_types or tables.events is None:

@@ -100,27 +100,35 @@ def day_number(ts: ibis.TimestampValue) -> ibis.IntegerValue:
 
 def max_timestamp(tables: Tables) -> dt.datetime:
     """The latest timestamp in any table: the end of the observed data (one query per column)."""
-    return max(v for v in (c.max().to_pyarrow().as_py() for c in _time_columns(tables)) if v)
+    return max(v for v in (t[c].max().to_pyarrow().as_py() for t, c in _time_columns(tables)) if v)
 
 
-def min_timestamp(tables: Tables) -> dt.datetime:
-    """The earliest timestamp in any table: the start of the observed data."""
-    return min(v for v in (c.min().to_pyarrow().as_py() for c in _time_columns(tables)) if v)
+def timestamp_range(tables: Tables) -> tuple[dt.datetime, dt.datetime]:
+    """The earliest and the latest timestamp in any table (one aggregate per column)."""
+    found = [
+        t.aggregate(lo=t[c].min(), hi=t[c].max()).to_pyarrow().to_pylist()[0]
+        for t, c in _time_columns(tables)
+    ]
+    return (
+        min(f["lo"] for f in found if f["lo"] is not None),
+        max(f["hi"] for f in found if f["hi"] is not None),
+    )
 
 
-def _time_columns(tables: Tables) -> list[ibis.Column]:
-    candidates = [tables.customers.signup_date]
+def _time_columns(tables: Tables) -> list[tuple[ibis.Table, str]]:
+    """(table, column) of every timestamp that marks observed data."""
+    pairs = [(tables.customers, "signup_date")]
     if tables.churn_events is not None:
-        candidates.append(tables.churn_events.churn_date)
+        pairs.append((tables.churn_events, "churn_date"))
     if tables.events is not None:
-        candidates.append(tables.events.ts)
+        pairs.append((tables.events, "ts"))
     if tables.responses is not None:
-        candidates.append(tables.responses.ts)
+        pairs.append((tables.responses, "ts"))
     if tables.tickets is not None:
-        candidates.append(tables.tickets.opened_at)
+        pairs.append((tables.tickets, "opened_at"))
         if "closed_at" in tables.tickets.columns:
-            candidates.append(tables.tickets.closed_at)
-    return candidates
+            pairs.append((tables.tickets, "closed_at"))
+    return pairs
 
 
 KEYS: tuple[str, ...] = ("customer_id", "cutoff")

@@ -6,7 +6,7 @@ per month and segment) come back to pandas.
 
 Definitions
 -----------
-* Active at a month start m: `features.labels.active_customers` with the label definition, the
+* Active at a month start m: `features.labels.population` (the label's definition), the
   same population the model scores. Contractual: signed up before m and no churn at or before m
   (the FIRST churn_event ends the customer's life; a customer who comes back after churning,
   i.e. later events or a second churn_event, is not active again and is not counted as a
@@ -59,8 +59,8 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from features.base.errors import BadInputError
 from features.base.time import month_start, next_month, utc_midnight
 from features.families.economic import monthly_fee_features
-from features.labels import active_customers
-from features.settings import FeaturizeParams
+from features.labels import population
+from features.settings import FeaturizeParams, LabelParams
 from features.tables import KEYS, Tables, max_timestamp
 from models.segments import MAX_SEGMENT_LEVELS, OTHER_LEVEL, Folding, fold_levels
 
@@ -82,26 +82,11 @@ class KpiSpec:
     """What to compute: segments, the active definition, survey and purchase conventions."""
 
     segments: tuple[str, ...] = ("plan", "country")
-    definition: str = "contractual"
-    lookback_days: int = 30
-    activity_event_types: tuple[str, ...] | None = None  # the label's (inactivity definition)
-    min_prior_purchases: int = 0  # the label's population filter
+    label: LabelParams = LabelParams()  # who is active at a month start: the label's population
     csat_satisfied_min: float = 8.0
     purchase_event_type: str = "purchase"
     featurize: FeaturizeParams = FeaturizeParams()
     max_segment_levels: int = MAX_SEGMENT_LEVELS  # more levels: the largest + "(other)"
-
-
-def _active(tables: Tables, bounds: Sequence[dt.datetime], spec: KpiSpec) -> ibis.Table:
-    """The label's population at each month start (definition, activity types, prior buys)."""
-    return active_customers(
-        tables,
-        bounds,
-        spec.definition,
-        spec.lookback_days,
-        activity_event_types=spec.activity_event_types,
-        min_prior_purchases=spec.min_prior_purchases,
-    )
 
 
 def month_boundaries(first_month: dt.datetime, data_end: dt.datetime) -> list[dt.datetime]:
@@ -192,7 +177,7 @@ def _boundary_map(bounds: Sequence[dt.datetime], shift: int) -> ibis.Table:
 
 def customer_months(tables: Tables, bounds: Sequence[dt.datetime], spec: KpiSpec) -> ibis.Table:
     """Per (customer_id, month) active at the month start: fee_start, retained, fee_end."""
-    active = _active(tables, bounds, spec)
+    active = population(tables, bounds, spec.label)
     active = active.select(active.customer_id.cast("string").name("customer_id"), "cutoff")
     fees = monthly_fee_features(tables, active, spec.featurize)
     if fees is None:
@@ -339,7 +324,7 @@ def cohort_retention(
     cust = cust.filter((cust.cohort >= first_cohort) & (cust.cohort < last))
     cust = cust.join(segs, "customer_id")
     sizes = _by_segment(con, cust, ["cohort"], spec.segments, {"customers": lambda t: t.count()})
-    active = _active(tables, bounds, spec)
+    active = population(tables, bounds, spec.label)
     active = active.select(active.customer_id.cast("string").name("customer_id"), "cutoff")
     a = active.join(cust, "customer_id")
     a = a.filter(a.cutoff > a.cohort).mutate(
@@ -544,7 +529,7 @@ def summary(
     "notes" (only when there is something to say): no revenue, segment levels grouped as
     "(other)" (`foldings`, from `segment_foldings`)."""
     out: dict[str, Any] = {
-        "definition": spec.definition,
+        "definition": spec.label.definition,
         "months": {
             "first": bounds[0].date().isoformat(),
             "last": bounds[-2].date().isoformat(),

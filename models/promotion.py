@@ -28,7 +28,9 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from models.model import load_model_uri
+from models.settings import RegistryParams
 from models.tracking import CHAMPION
+from models.training.split import LABEL
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +163,29 @@ def decide(
         f"v{challenger_version} is champion" if decision.promoted else "champion unchanged",
     )
     return decision
+
+
+def decide_on_test_predictions(
+    summary: dict[str, Any],
+    predictions: pd.DataFrame,
+    rows: pd.DataFrame,
+    registry: RegistryParams,
+    mode: str,
+    force: bool = False,
+) -> PromotionDecision:
+    """`decide` for the challenger `train` registered (reports/train.json `summary`) on its test
+    predictions and their model-table `rows` (`rows_of_predictions`): evaluate's and
+    `churn promote`'s one call."""
+    cutoffs = pd.to_datetime(predictions["cutoff"], utc=True)
+    return decide(
+        summary["model_name"],
+        summary["model_version"],
+        rows,
+        predictions[LABEL].to_numpy(),
+        predictions["p_model"].to_numpy(),
+        registry.metric,
+        registry.min_improvement,
+        mode,
+        sorted({c.isoformat() for c in cutoffs}),
+        force=force,
+    )

@@ -113,16 +113,9 @@ def _finish_run(
             elif path.exists():
                 mlflow.log_artifact(str(path), artifact_path="reports")
         mlflow.log_figure(summary_figure(per_model), "reports/test_curves.png")
-        decision = promotion.decide(
-            summary["model_name"],
-            summary["model_version"],
-            rows,
-            predictions[LABEL].to_numpy(),
-            predictions["p_model"].to_numpy(),
-            params.registry.metric,
-            params.registry.min_improvement,
-            promotion.promotion_mode(params.registry.promote),
-            metrics["test_cutoffs"],
+        mode = promotion.promotion_mode(params.registry.promote)
+        decision = promotion.decide_on_test_predictions(
+            summary, predictions, rows, params.registry, mode
         )
         mlflow.set_tag("promoted_to_champion", str(decision.promoted).lower())
     return decision.to_dict()

@@ -39,10 +39,7 @@ def compute(params: Params) -> dict[str, Any]:
     v = params.value
     spec = KpiSpec(
         segments=v.kpi_segments,
-        definition=params.label.definition,
-        lookback_days=params.label.inactivity_lookback_days,
-        activity_event_types=params.label.activity_event_types,
-        min_prior_purchases=params.label.min_prior_purchases,
+        label=params.label,
         csat_satisfied_min=v.csat_satisfied_min,
         purchase_event_type=v.purchase_event_type,
         featurize=params.featurize,

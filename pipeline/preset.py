@@ -4,8 +4,9 @@ A preset names only what differs from the defaults, section by section; each key
 replaces that key's whole value (so `ingest.tables` or `evaluate.truth` are replaced, not mixed
 with the old ones). Keys whose home is settings.yaml (`pipeline.config.SETTINGS_KEYS`: paths,
 sources, MLflow names, resource limits) go there, the rest to params.yaml. Comments and the order
-of both files are kept (ruamel round trip; a replaced key loses its old comment), the result is validated against the typed config
-before anything is written, and each file is written atomically.
+of both files are kept (ruamel round trip; a replaced key loses its old comment), the result is
+validated against the typed config before anything is written, and each file is written
+atomically.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pandas as pd
 from features.base.errors import require_inputs
 from features.base.io import write_json
 from models import promotion, tracking
-from models.training.split import LABEL, rows_of_predictions
+from models.training.split import rows_of_predictions
 from pipeline.config import Params
 
 
@@ -32,17 +32,9 @@ def run(params: Params, force: bool = False) -> dict[str, Any]:
     predictions = pd.read_parquet(paths.test_predictions)
     rows = rows_of_predictions(paths.features, predictions)
     tracking.setup_tracking(params.mlflow.tracking_uri, params.mlflow.experiment)
-    decision = promotion.decide(
-        summary["model_name"],
-        summary["model_version"],
-        rows,
-        predictions[LABEL].to_numpy(),
-        predictions["p_model"].to_numpy(),
-        params.registry.metric,
-        params.registry.min_improvement,
-        "auto",  # asked for explicitly: promote when the rule says so
-        sorted({str(c)[:10] for c in predictions["cutoff"]}),
-        force=force,
+    # asked for explicitly: promote when the rule says so (or always, when forced)
+    decision = promotion.decide_on_test_predictions(
+        summary, predictions, rows, params.registry, "auto", force
     )
     result = decision.to_dict()
     write_json(paths.promotion_report, result)

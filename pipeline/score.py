@@ -54,7 +54,7 @@ from features.base.io import atomic_path, exclusive_lock, write_json
 from features.base.time import as_of_date, day_after, utc_midnight
 from features.build import scoring_spine, write_feature_table
 from features.catalog import FeatureInfo
-from features.tables import Tables, connect, load_tables, max_timestamp, min_timestamp
+from features.tables import Tables, connect, load_tables, max_timestamp, timestamp_range
 from models import tracking
 from models.model import FeatureSpec, LoadedModel, load_model_uri
 from models.scores_contract import SCORE_COLUMNS
@@ -139,23 +139,16 @@ def build_scoring_table(
     """Write the scoring feature table at `as_of` (default: the day after the latest data) to
     `features_out`; return the as-of date, the catalog by feature name and the event types /
     touchpoints of the scoring window never seen in training."""
-    cfg, label = params.featurize, params.label
+    cfg = params.featurize
     con = connect(params.score.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
     try:
         tables = load_tables(con, params.paths.interim)
-        last = pd.Timestamp(max_timestamp(tables))
         if as_of is None:
-            as_of = day_after(last)
+            as_of = day_after(max_timestamp(tables))
         else:
-            check_as_of(as_of, pd.Timestamp(min_timestamp(tables)), last)
-        spine = scoring_spine(
-            tables,
-            as_of,
-            label.definition,
-            label.inactivity_lookback_days,
-            activity_event_types=label.activity_event_types,
-            min_prior_purchases=label.min_prior_purchases,
-        )
+            first, last = timestamp_range(tables)
+            check_as_of(as_of, pd.Timestamp(first), pd.Timestamp(last))
+        spine = scoring_spine(tables, as_of, params.label)
         log.info("scoring table as of %s", as_of.date())
         catalog = write_feature_table(
             con,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from pathlib import Path
 
 import lightgbm as lgb
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from model_tables import make_model_table
 from typer.testing import CliRunner
 
 from features.base.params import ParamsError, from_dict
@@ -25,9 +25,6 @@ from models.training.split import TrainingDataError
 from pipeline.cli import app
 
 from helpers import churn, inside
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import make_model_table  # noqa: E402
 
 # ------------------------------------------------------------------ a tiny project on disk
 

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from features.settings import LabelParams
 from features.tables import Tables, connect
 from models.kpis import (
     ALL,
@@ -312,7 +313,9 @@ def test_inactivity_definition_lets_customers_return(con):
         }
     )
     tables = Tables(customers=ibis.memtable(cust), events=ibis.memtable(ev))
-    spec = KpiSpec(segments=(), definition="inactivity", lookback_days=30)
+    spec = KpiSpec(
+        segments=(), label=LabelParams(definition="inactivity", inactivity_lookback_days=30)
+    )
     got = monthly_churn(con, tables, BOUNDS, spec)
     counts = [tuple(row(got, ALL, ALL, m)[["active_start", "churned"]]) for m in (JAN, FEB, MAR)]
     # Jan 1: h (Dec 20); g has no event before Jan 1. Feb 1: g, h; Mar 1: h; Apr 1: g, h

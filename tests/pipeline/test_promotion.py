@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from model_tables import make_model_table
 
 from models import tracking
 
@@ -19,9 +20,6 @@ from helpers import churn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_train_stage import _project  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from conftest import make_model_table  # noqa: E402
 
 
 def _champion() -> str:

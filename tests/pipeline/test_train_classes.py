@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,11 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from model_tables import make_model_table
 
 from helpers import churn, inside
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from conftest import make_model_table  # noqa: E402
 
 PARAMS = {
     "train": {

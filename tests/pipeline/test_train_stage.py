@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import mlflow
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from model_tables import make_model_table
 from typer.testing import CliRunner
 
 from models import tracking
@@ -21,9 +21,6 @@ from models.evaluation.truth import truth_check
 from pipeline.cli import app
 
 from helpers import churn, inside
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from conftest import make_model_table  # noqa: E402
 
 PARAMS = {
     "train": {
