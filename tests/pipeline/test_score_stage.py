@@ -350,3 +350,55 @@ def test_without_a_fee_column_the_value_columns_are_empty_and_the_list_ranks_by_
     assert note in caplog.text
     csv = pd.read_csv(out / "scores.csv")
     assert list(csv.columns) == list(scores.columns)
+
+
+def _published_as_of(project: Path) -> dict[str, set[str]]:
+    """The as-of dates each published output of `churn score` holds (one run's set has one)."""
+    stamp = lambda values: {pd.Timestamp(v).isoformat() for v in values}  # noqa: E731
+    scores = pd.read_parquet(project / "data/scores/scores.parquet", columns=["as_of"])
+    features = pd.read_parquet(project / "data/scores/features.parquet", columns=["cutoff"])
+    csv = pd.read_csv(project / "data/scores/scores.csv", usecols=["as_of"])
+    priority = pd.read_csv(project / "reports/priority.csv", usecols=["as_of"])
+    summary = json.loads((project / "reports/score.json").read_text(encoding="utf-8"))
+    return {
+        "scores.parquet": stamp(scores["as_of"].unique()),
+        "features.parquet": stamp(features["cutoff"].unique()),
+        "scores.csv": stamp(csv["as_of"].unique()),
+        "priority.csv": stamp(priority["as_of"].unique()),
+        "score.json": stamp([summary["as_of"]]),
+    }
+
+
+def test_two_racing_runs_never_leave_a_mixed_set_of_outputs(in_project: Path) -> None:
+    """Two real `churn score` processes started together, for different as-of dates: one wins the
+    lock and publishes its whole set; the other waits for nothing and exits 2 with a message (or,
+    when the first had already finished, runs after it). Never outputs of both."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    test_cutoff = _test_cutoff(in_project)
+    dates = {"early": test_cutoff - pd.Timedelta(days=92), "late": test_cutoff}
+    outcomes = []
+    for _ in range(2):  # two races: the winner differs from race to race
+        procs = {
+            name: subprocess.Popen(
+                [str(BIN / "churn"), "score", "--model", "artifacts/model",
+                 "--as-of", str(day.date())],  # fmt: skip
+                cwd=in_project,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, day in dates.items()
+        }
+        results = {name: (p.wait(timeout=300), p.stderr.read()) for name, p in procs.items()}
+        codes = sorted(code for code, _ in results.values())
+        assert codes in ([0, 0], [0, 2]), results
+        for code, err in results.values():
+            if code == 2:
+                assert "already running" in err, err
+        published = _published_as_of(in_project)
+        assert all(len(v) == 1 for v in published.values()), published
+        assert len(set().union(*published.values())) == 1, f"a mixed set of outputs: {published}"
+        outcomes.append(codes)
+    # the race was real at least once: one run found the other holding the lock
+    assert [0, 2] in outcomes, outcomes
