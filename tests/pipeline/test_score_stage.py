@@ -380,8 +380,7 @@ def test_two_racing_runs_never_leave_a_mixed_set_of_outputs(in_project: Path) ->
     for _ in range(2):  # two races: the winner differs from race to race
         procs = {
             name: subprocess.Popen(
-                [str(BIN / "churn"), "score", "--model", "artifacts/model",
-                 "--as-of", str(day.date())],  # fmt: skip
+                [str(BIN / "churn"), "score", "--model", "artifacts/model", "--as-of", f"{day:%F}"],
                 cwd=in_project,
                 env=env,
                 stdout=subprocess.DEVNULL,
