@@ -12,8 +12,13 @@ Definitions
   i.e. later events or a second churn_event, is not active again and is not counted as a
   churner twice, exactly as the labels treat them). Inactivity: an event in the lookback window
   before m; such a customer can return and churn again.
-* Churned in month m: active at m and not active at the next month start (contractual: first
-  churn in (m, m_next], the label window of cutoff m).
+* Churned in month m, contractual: active at m and not active at the next month start (first
+  churn in (m, m_next]). Inactivity: the label of cutoff m, i.e. active at m and no activity
+  event on the days [m + lead, m + lead + horizon) (`features.labels.build_labels`), so the
+  churn rate is the rate the model predicts; being active at m_next would need only one event in
+  the (long) lookback, and would show no churn at all for years. Months whose label window
+  has not ended by the label's data end are not known yet: they are left out of the churn
+  table and the summary says so (`matured_months`).
 * Churn rate = churned / active at m. MRR at m = sum of the monthly fees in force at m of the
   customers active at m (fee = the `value` of the last fee event, plan_change / price_change,
   before m, else customers.monthly_fee; `features.families.economic.monthly_fee_features`).
@@ -59,7 +64,7 @@ from ibis.backends.duckdb import Backend as DuckDBBackend
 from features.base.errors import BadInputError
 from features.base.time import month_start, next_month, utc_midnight
 from features.families.economic import monthly_fee_features
-from features.labels import population
+from features.labels import build_labels, label_end, population
 from features.settings import FeaturizeParams, LabelParams
 from features.tables import KEYS, Tables, max_timestamp
 from models.segments import MAX_SEGMENT_LEVELS, OTHER_LEVEL, Folding, fold_levels
@@ -175,8 +180,21 @@ def _boundary_map(bounds: Sequence[dt.datetime], shift: int) -> ibis.Table:
     return ibis.memtable(pa.table({"cutoff": pa.array(cutoffs, TS), "month": pa.array(months, TS)}))
 
 
+def matured_months(
+    tables: Tables, bounds: Sequence[dt.datetime], label: LabelParams
+) -> list[dt.datetime]:
+    """The month starts m whose inactivity label window [m + lead, m + lead + horizon) ends by
+    the label's data end (`features.labels.label_end`): the months whose churn is known."""
+    end = label_end(tables, label.data_end)
+    window = dt.timedelta(days=label.lead_days + label.horizon_days)
+    return [m for m in bounds[:-1] if m + window <= end]
+
+
 def customer_months(tables: Tables, bounds: Sequence[dt.datetime], spec: KpiSpec) -> ibis.Table:
-    """Per (customer_id, month) active at the month start: fee_start, retained, fee_end."""
+    """Per (customer_id, month) active at the month start: fee_start, retained, fee_end.
+
+    Inactivity: retained = not churned by the label of cutoff m (module docstring); the caller
+    keeps only `matured_months`."""
     active = population(tables, bounds, spec.label)
     active = active.select(active.customer_id.cast("string").name("customer_id"), "cutoff")
     fees = monthly_fee_features(tables, active, spec.featurize)
@@ -191,13 +209,21 @@ def customer_months(tables: Tables, bounds: Sequence[dt.datetime], spec: KpiSpec
         "customer_id", "month", fee_end="fee", retained=ibis.literal(True)
     )
     j = start.left_join(end, ["customer_id", "month"])
-    return j.select(
+    j = j.select(
         "customer_id",
         "month",
         "fee_start",
         retained=j.retained.fill_null(False),
         fee_end=j.fee_end,
     )
+    if spec.label.definition != "inactivity":
+        return j
+    labels = build_labels(tables, spec.label, list(bounds[:-1]))
+    labels = labels.join(_boundary_map(bounds, 0), "cutoff").select(
+        "customer_id", "month", kept=~labels.churned
+    )
+    k = j.left_join(labels, ["customer_id", "month"])
+    return k.select("customer_id", "month", "fee_start", retained=k.kept, fee_end=k.fee_end)
 
 
 def _materialise(con: DuckDBBackend, expr: ibis.Table, what: str) -> ibis.Table:
@@ -278,6 +304,10 @@ def monthly_churn(
     check_segments(tables, spec.segments)
     segs = _segments_of(tables, spec.segments, spec.max_segment_levels)
     cm = customer_months(tables, bounds, spec)
+    months = list(bounds[:-1])
+    if spec.label.definition == "inactivity":
+        months = matured_months(tables, bounds, spec.label)
+        cm = cm.filter(cm.month.isin([pa.scalar(m, TS).as_py() for m in months]))
     rows = _materialise(con, cm.join(segs, "customer_id"), "customer_months")
     data = _by_segment(
         con,
@@ -292,7 +322,7 @@ def monthly_churn(
             "mrr_end_retained": lambda t: t.fee_end.sum(where=t.retained),
         },
     )
-    months = pd.to_datetime(list(bounds[:-1]), utc=True)
+    months = pd.to_datetime(months, utc=True)
     data = _months_utc(data)
     full = _grid(
         data,
@@ -577,6 +607,19 @@ def summary(
             }
         out["repeat_purchase"] = rp
     notes = [] if has_revenue(churn) else [NO_REVENUE_NOTE]
+    if spec.label.definition == "inactivity":
+        known = churn["month"].max() if len(churn) else None
+        lab = spec.label
+        notes.append(
+            f"inactivity churn: churned in month m = active at m and no activity on the days "
+            f"[m + {lab.lead_days}, m + {lab.lead_days + lab.horizon_days}) (the model's label); "
+            + (
+                f"known for the months to {known.date().isoformat()}, later months wait for "
+                "their label window to end"
+                if known is not None and not pd.isna(known)
+                else "no month's label window has ended yet"
+            )
+        )
     notes += [f.note() for f in (foldings or {}).values() if f.folded]
     if notes:
         out["notes"] = notes

@@ -95,15 +95,15 @@ def run(params: Params) -> dict[str, Any]:
     result = compute(params)
     write_outputs(result, params.value.kpi_segments, Path(paths.kpis_dir))
     write_json(paths.kpis_report, result["summary"])
-    overall = result["summary"]["churn"][ALL]
+    overall = result["summary"]["churn"].get(ALL) or {}  # empty: no month's churn known yet
     log.info(
         "kpis: %d months (%s .. %s), churn rate %.4f, MRR churn %.4f, NRR %.4f -> %s, %s",
         result["summary"]["months"]["count"],
         result["summary"]["months"]["first"],
         result["summary"]["months"]["last"],
-        overall["churn_rate"] or float("nan"),
-        overall["mrr_churn_rate"] or float("nan"),
-        overall["nrr"] or float("nan"),
+        overall.get("churn_rate") or float("nan"),
+        overall.get("mrr_churn_rate") or float("nan"),
+        overall.get("nrr") or float("nan"),
         paths.kpis_report,
         paths.kpis_dir,
     )

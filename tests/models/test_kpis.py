@@ -42,6 +42,7 @@ from models.kpis import (
     month_boundaries,
     monthly_churn,
     repeat_purchase,
+    summary,
 )
 from models.segments import OTHER_LEVEL
 
@@ -288,8 +289,10 @@ def test_unknown_segment_column_is_named(con):
         monthly_churn(con, hand_tables(), BOUNDS, KpiSpec(segments=("tier",)))
 
 
-def test_inactivity_definition_lets_customers_return(con):
-    """Under the inactivity definition a customer who comes back is active (and can churn) again."""
+def test_inactivity_churn_is_the_label_and_customers_return(con):
+    """Inactivity: churned in month m = active at m and no activity in the label window
+    [m, m + 30 days); a customer who comes back is active (and can churn) again; a month whose
+    window has not ended by the data end is left out (not known yet), and the summary says so."""
     cust = pa.table(
         {
             "customer_id": ["g", "h"],
@@ -298,12 +301,13 @@ def test_inactivity_definition_lets_customers_return(con):
         }
     )
     rows = [
-        ("g", "2024-01-15 10:00"),  # active Feb 1 (lookback 30 days: Jan 2 .. Feb 1)
-        ("g", "2024-03-10 10:00"),  # none in Jan 31 .. Mar 1: gone at Mar 1; back at Apr 1
+        ("g", "2024-01-15 10:00"),  # active Feb 1; nothing in [Feb 1, Mar 2): churns in Feb
+        ("g", "2024-03-10 10:00"),  # back: active Apr 1; nothing in [Apr 1, May 1): churns again
         ("h", "2023-12-20 10:00"),
         ("h", "2024-01-20 10:00"),
         ("h", "2024-02-20 10:00"),
-        ("h", "2024-03-31 10:00"),
+        ("h", "2024-03-20 10:00"),  # active Apr 1; next event May 15: churns in Apr
+        ("h", "2024-05-15 10:00"),  # the data end: May's window [May 1, May 31) has not ended
     ]
     ev = pa.table(
         {
@@ -313,13 +317,22 @@ def test_inactivity_definition_lets_customers_return(con):
         }
     )
     tables = Tables(customers=ibis.memtable(cust), events=ibis.memtable(ev))
-    spec = KpiSpec(
-        segments=(), label=LabelParams(definition="inactivity", inactivity_lookback_days=30)
-    )
-    got = monthly_churn(con, tables, BOUNDS, spec)
-    counts = [tuple(row(got, ALL, ALL, m)[["active_start", "churned"]]) for m in (JAN, FEB, MAR)]
-    # Jan 1: h (Dec 20); g has no event before Jan 1. Feb 1: g, h; Mar 1: h; Apr 1: g, h
-    assert counts == [(1, 0), (2, 1), (1, 0)]
+    label = LabelParams(definition="inactivity", inactivity_lookback_days=30, horizon_days=30)
+    spec = KpiSpec(segments=(), label=label)
+    may, june = (dt.datetime(2024, m, 1, tzinfo=UTC) for m in (5, 6))
+    bounds = [*BOUNDS, may, june]
+    got = monthly_churn(con, tables, bounds, spec)
+    months = (JAN, FEB, MAR, APR)
+    counts = [
+        tuple(int(v) for v in row(got, ALL, ALL, m)[["active_start", "churned"]]) for m in months
+    ]
+    # Jan 1: h. Feb 1: g, h (g churns). Mar 1: h. Apr 1: g (back), h: both churn.
+    assert counts == [(1, 0), (2, 1), (1, 0), (2, 2)]
+    assert set(pd.to_datetime(got["month"], utc=True)) == {pd.Timestamp(m) for m in months}
+    cohorts = pd.DataFrame(columns=["segment_column", "age_months", "customers", "active"])
+    exp = pd.DataFrame(columns=["kpi", "touchpoint", "segment_column", "segment", "responses"])
+    notes = summary(got, cohorts, exp, None, bounds, spec)["notes"]
+    assert any("known for the months to 2024-04-01" in n for n in notes), notes
 
 
 def test_stage_writes_reports(tmp_path):
