@@ -43,6 +43,36 @@ def risk_tier(probability: np.ndarray, tiers: Mapping[str, float], default: str)
     return out
 
 
+TOP_TIER_WARN_SHARE = 0.5  # more of the scored customers in the top risk tier: warn
+
+
+def warn_tiers_not_selective(
+    tiers: pd.Series, probability: np.ndarray, thresholds: Mapping[str, float]
+) -> float:
+    """Warn when the top risk tier holds more than half of the scored customers (the tiers are
+    fixed probability thresholds; on a business whose base churn rate is above them, e.g. a
+    retailer where most customers do not buy again within the horizon, every customer is
+    "critical" and the tier routes nothing); the top tier's share."""
+    if not thresholds or len(tiers) == 0:
+        return 0.0
+    top = max(thresholds, key=lambda k: thresholds[k])
+    share = float((tiers == top).mean())
+    if share > TOP_TIER_WARN_SHARE:
+        q = np.quantile(probability, [0.5, 0.8, 0.95])
+        log.warning(
+            "risk tiers: %.0f%% of the scored customers are %r (churn probability >= %s; mean "
+            "probability %.3f): the tiers do not single anyone out. Set score.risk_tiers for "
+            "this business's base rate, e.g. the 50/80/95th percentiles of today's scores: "
+            "%.3f / %.3f / %.3f",
+            100 * share,
+            top,
+            thresholds[top],
+            float(np.mean(probability)),
+            *q,
+        )
+    return share
+
+
 def risk_decile(probability: np.ndarray) -> np.ndarray:
     """1 = the 10% highest probabilities among all scored customers, 10 = the lowest 10%.
 
@@ -372,6 +402,7 @@ def population_columns(
             "risk_tier": risk_tier(p, risk_tiers, default_tier),
         }
     )
+    warn_tiers_not_selective(out["risk_tier"], p, risk_tiers)
     if len(pop) and pop["monthly_fee"].notna().any():
         valued = add_value_columns(pop, value)
     else:

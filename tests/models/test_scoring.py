@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -29,6 +30,7 @@ from models.scoring import (
     unseen_level_counts,
     unseen_summary,
     value_unit,
+    warn_tiers_not_selective,
 )
 from models.settings import TrainParams, ValueParams
 from models.training.split import split_by_cutoff
@@ -53,6 +55,24 @@ def test_risk_tier_takes_the_highest_threshold_reached() -> None:
     tiers = {"critical": 0.3, "high": 0.15, "medium": 0.08}
     got = risk_tier(np.array([0.01, 0.08, 0.149, 0.15, 0.9]), tiers, "low")
     assert got.tolist() == ["low", "medium", "medium", "high", "critical"]
+
+
+def test_a_top_tier_holding_most_customers_is_warned_with_percentile_thresholds(caplog) -> None:
+    tiers = {"critical": 0.3, "high": 0.15, "medium": 0.08}
+    retailer = np.linspace(0.6, 0.99, 200)  # base churn far above every threshold
+    with caplog.at_level(logging.WARNING, logger="models.scoring"):
+        share = warn_tiers_not_selective(
+            pd.Series(risk_tier(retailer, tiers, "low")), retailer, tiers
+        )
+    assert share == 1.0
+    assert "100% of the scored customers are 'critical'" in caplog.text
+    assert "score.risk_tiers" in caplog.text and "0.795 / 0.912 / " in caplog.text
+    caplog.clear()
+    subscription = np.linspace(0.0, 0.4, 200)  # a quarter above 0.3: no warning
+    with caplog.at_level(logging.WARNING, logger="models.scoring"):
+        tier = pd.Series(risk_tier(subscription, tiers, "low"))
+        assert warn_tiers_not_selective(tier, subscription, tiers) == pytest.approx(0.25)
+    assert caplog.text == ""
 
 
 def test_top_reasons_are_largest_first_and_ignore_the_bias() -> None:
