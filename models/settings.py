@@ -415,3 +415,52 @@ class LeakageParams(Section):
                 "leakage.too_good_auc: expected (0.5, 1], leakage.dominance_margin [0, 0.5); "
                 f"found {self.too_good_auc}, {self.dominance_margin}"
             )
+
+
+@dataclass(frozen=True)
+class MonitorParams(Section):
+    """`churn monitor`: drift between the model's training rows and the scoring table, realised
+    performance of past scores (models/monitoring/), and the score history `churn score` keeps.
+    Paths, retention and the alert's team live in settings.yaml (pipeline/config.SETTINGS_KEYS)."""
+
+    SECTION = "monitor"
+
+    # drift (models/monitoring/drift.py): the measure the thresholds apply to
+    measure: Literal["psi", "jensen_shannon"] = "psi"
+    bins: int = 10  # reference quantile bins of a numeric feature
+    warn_threshold: float = 0.1  # PSI: < 0.1 stable, 0.1-0.25 moderate, > 0.25 large
+    alert_threshold: float = 0.25
+    missing_change: float = 0.1  # absolute change in a feature's missing share: alert
+    new_level_share: float = 0.05  # share of scored rows with a level never seen in training
+    reference_max_rows: int = 200_000  # a seeded sample of the training rows beyond this
+    seed: int = 42
+    # realised performance (models/monitoring/performance.py)
+    min_realised_roc_auc: float = 0.6  # below: alert
+    segments: tuple[str, ...] = ("plan", "country")  # scoring-table columns
+    ece_bins: int = 15
+    page_features: int = 12  # distributions drawn on the page (largest drift first)
+    log_to_mlflow: bool = True  # metrics per as-of date on the run of the model that scored
+    # settings.yaml
+    history_dir: str = "data/scores/history"  # one directory per as-of date (`churn score`)
+    history_retention_days: int | None = 730  # kept back from the newest as-of; null = all
+    report: str = "reports/monitor.json"
+    page: str = "reports/monitor"  # index.html and the trend / drift CSVs (`dvc plots`)
+    ledger: str = "data/monitor/delivery_ledger.json"  # delivered monitoring alerts
+    alert_team: str | None = None  # a team of the rules file (alert.rules); null = log only
+
+    def validate(self) -> None:
+        if not 0 < self.warn_threshold <= self.alert_threshold:
+            raise ParamsError(
+                "monitor.warn_threshold and monitor.alert_threshold: expected 0 < warn <= alert, "
+                f"found {self.warn_threshold} and {self.alert_threshold}"
+            )
+        if self.bins < 2 or self.reference_max_rows < 1 or self.page_features < 0:
+            raise ParamsError(
+                "monitor.bins >= 2, monitor.reference_max_rows >= 1, monitor.page_features >= 0; "
+                f"found {self.bins}, {self.reference_max_rows}, {self.page_features}"
+            )
+        if self.history_retention_days is not None and self.history_retention_days < 1:
+            raise ParamsError(
+                "monitor.history_retention_days: expected days >= 1 or null (keep every run), "
+                f"found {self.history_retention_days}"
+            )

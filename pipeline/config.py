@@ -28,6 +28,7 @@ from models.settings import (
     ExplainParams,
     LeakageParams,
     MlflowParams,
+    MonitorParams,
     RegistryParams,
     ScoreParams,
     SplitParams,
@@ -65,6 +66,12 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "alert.duckdb_threads",
     "data.experiment",
     "data.model_name",
+    "monitor.history_dir",
+    "monitor.history_retention_days",
+    "monitor.report",
+    "monitor.page",
+    "monitor.ledger",
+    "monitor.alert_team",
 )
 
 
@@ -88,6 +95,7 @@ class Params:
     value: ValueParams = field(default_factory=ValueParams)
     data: DataParams = field(default_factory=DataParams)
     leakage: LeakageParams = field(default_factory=LeakageParams)
+    monitor: MonitorParams = field(default_factory=MonitorParams)
 
 
 # Old key -> its one home now. Every path lives in `paths`; a setting read by several stages
