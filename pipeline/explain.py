@@ -8,6 +8,7 @@ atomically and logs it to the model's MLflow run.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -121,18 +122,55 @@ def _inputs(params: Params) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame,
     return predictions, summary, catalog, load_model(paths.model)
 
 
+def _population(
+    params: Params, predictions: pd.DataFrame, model: Any
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every test row (model-table columns, the label) with its churn probability, CLV, value at
+    risk and value tier; and the money summary (models/explain/drivers.value_at_risk)."""
+    rows = rows_of_predictions(params.paths.features, predictions).assign(
+        **{LABEL: predictions[LABEL].to_numpy()}
+    )
+    if "p_model" in predictions.columns:
+        probability = predictions["p_model"].to_numpy(dtype=float)
+    else:
+        probability = model.predict(rows)
+    rows = with_value_tier(rows, probability, params.value)
+    rows, money = ex.value_at_risk(rows, probability, params.value)
+    return rows.set_axis(predictions.index), money
+
+
+def _to_probability(model: Any) -> Any:
+    """The model's map from raw score (log-odds) to calibrated churn probability."""
+    return lambda raw: model.calibrator.predict(ex.sigmoid(raw))
+
+
+def _churn_definition(params: Params, cutoffs: list[str]) -> str:
+    lead = params.label.lead_days
+    window = (
+        f"within {params.label.horizon_days} days"
+        if not lead
+        else f"between day {lead} and day {lead + params.label.horizon_days}"
+    )
+    return (
+        f"churn rate = share of the customers active at the test cutoff ({', '.join(cutoffs)}) "
+        f"who churned {window} after it ({params.label.definition} definition): the label the "
+        "model predicts, counted over every test customer of the segment, not the SHAP sample"
+    )
+
+
 def build(params: Params) -> dict[str, Any]:
     """Compute every table and figure of the report; return them with the page's HTML."""
     e = params.explain
     predictions, summary, catalog, model = _inputs(params)
+    predictions = predictions.reset_index(drop=True)
+    population, money = _population(params, predictions, model)
     sample = ex.stratified_sample(predictions, LABEL, e.sample_size, e.seed)
-    rows = rows_of_predictions(params.paths.features, sample).assign(
-        **{LABEL: sample[LABEL].to_numpy()}
-    )
-    if "p_model" in sample.columns:
-        rows = with_value_tier(rows, sample["p_model"].to_numpy(dtype=float), params.value)
+    rows = population.loc[sample.index]
     started = time.perf_counter()
-    result = ex.shap_values(model.booster, model.model_frame(rows))
+    raw = ex.shap_values(model.booster, model.model_frame(rows))
+    result = dataclasses.replace(
+        raw, effects=ex.probability_effects(raw.values, raw.base_value, _to_probability(model))
+    )
     shap_seconds = time.perf_counter() - started
 
     tables, notes = ex.driver_tables(
@@ -143,10 +181,14 @@ def build(params: Params) -> dict[str, Any]:
         params.featurize.touchpoints,
         params.value.csat_satisfied_min,
         LABEL,
+        population,
     )
     alerts, alerts_header, alerts_note = _alerts(Path(params.paths.backtest_report))
     kpis, kpi_images, kpis_note = _kpis(Path(params.paths.kpis_report), Path(params.paths.kpis_dir))
     header = _header(summary, sample, len(predictions))
+    header["churn_definition"] = _churn_definition(params, header["test_cutoffs"])
+    header["test_churn_rate"] = float(population[LABEL].mean()) if len(population) else None
+    header["money"] = money
     images, dependence = figures.draw_figures(
         result,
         tables["importance.csv"],
@@ -173,6 +215,8 @@ def build(params: Params) -> dict[str, Any]:
         kpis=kpis,
         kpi_images=kpi_images,
         kpis_note=kpis_note,
+        money=money,
+        top_reasons=tables["top_reasons.csv"],
         extra_sections=[("leakage", "Leakage guard", _leakage(summary))],
     )
     if alerts is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
-from test_explain import ALERTS, build_project  # noqa: E402
+from test_explain import ALERTS, REPR_PATTERNS, build_project  # noqa: E402
 
 from helpers import churn
 
@@ -34,6 +34,7 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
 )
 SECTION_IDS = (
+    "money",
     "kpis",
     "importance",
     "beeswarm",
@@ -43,6 +44,7 @@ SECTION_IDS = (
     "touchpoints",
     "alerts",
     "leakage",
+    "glossary",
 )
 
 # Every attribute value and stylesheet rule that points at the network.
@@ -116,6 +118,11 @@ def inspect_report(html_path: Path, screenshot: Path, user_data_dir: Path) -> di
                 ".map(h => [h.parentElement.id, h.textContent]);"
             ),
             "title": driver.title,
+            "text": driver.execute_script("return document.body.innerText;"),
+            "glossary_terms": driver.execute_script(
+                "return Array.from(document.querySelectorAll('#glossary dt'))"
+                ".map(dt => dt.textContent);"
+            ),
             "console": driver.get_log("browser"),
         }
         height = driver.execute_script("return document.documentElement.scrollHeight;")
@@ -148,4 +155,12 @@ def test_driver_report_opens_in_headless_chromium(
     assert not found["external"], f"references to the network: {found['external']}"
     assert [s[0] for s in found["sections"]] == list(SECTION_IDS)
     assert "Churn drivers" in found["title"]
+    # what a reader sees: money at risk, percentage points, a glossary, no repr/nan strings
+    text = found["text"]
+    assert "Money at risk at the test cutoff:" in text and " pp" in text
+    assert {"SHAP value", "Lift", "PR AUC", "MRR", "NRR", "CLV"} <= set(found["glossary_terms"])
+    bad = REPR_PATTERNS.search(text)
+    assert not bad, (
+        f"repr/missing marker in the page text: {text[bad.start() - 80 : bad.end() + 80]!r}"
+    )
     assert shot.stat().st_size > 10_000

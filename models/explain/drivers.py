@@ -3,6 +3,15 @@
 Plain functions on DataFrames and arrays; `pipeline/explain.py` reads the files and
 pipeline/reporting/ draws and renders. SHAP values are on the booster's raw (log-odds) scale:
 a positive value raises the churn risk of that customer, a negative one lowers it.
+
+For people the report speaks probability, not log-odds. A feature's effect on customer i, in
+percentage points (pp), is the change in the customer's (calibrated) churn probability that its
+SHAP push causes: ``100 x (P(f_i) - P(f_i - phi_ij))`` with ``f_i`` the raw score (bias + every
+SHAP value) and ``P`` the model's raw-score-to-probability map (`probability_effects`). The
+importance of a feature is the mean over customers of the absolute effect (mean |pp|); its net
+effect the mean of the signed one. Unlike SHAP values, effects in pp do not add up exactly to the
+customer's probability (the map is not linear), but they say what a reader can use: "without
+this, the customer's churn probability would be 3 pp lower".
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ import pandas as pd
 
 from features.catalog import GROUP_CHURN_TYPE
 from models.explain import treeshap
-from models.segments import fold_series
-from models.settings import ExplainParams
+from models.segments import Folding, fold_levels
+from models.settings import ExplainParams, ValueParams
 from models.training.split import TrainingDataError
+from models.value import customer_value, lifetime_months
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +51,39 @@ class ShapResult:
     base_value: float  # expected raw score (the pred_contrib bias)
     features: list[str]  # booster.feature_name() order
     data: pd.DataFrame  # the booster's input rows (model_frame), same row order as `values`
+    # effects in percentage points of churn probability (`probability_effects`); None: computed
+    # on the uncalibrated scale (sigmoid of the raw score) when asked for
+    effects: np.ndarray | None = None
 
     def frame(self) -> pd.DataFrame:
         """SHAP values as a DataFrame with the feature names as columns."""
         return pd.DataFrame(self.values, columns=self.features, index=self.data.index)
+
+    def pp(self) -> np.ndarray:
+        """Each feature's effect on each customer's churn probability, in percentage points."""
+        if self.effects is not None:
+            return self.effects
+        return probability_effects(self.values, self.base_value, sigmoid)
+
+
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    """The booster's raw score (log-odds) as an uncalibrated probability."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(raw, dtype=float)))
+
+
+def probability_effects(
+    values: np.ndarray, base_value: float, to_probability: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Effect of each feature on each customer's churn probability, in percentage points:
+    100 x (P(f_i) - P(f_i - phi_ij)), f_i = base_value + sum_j phi_ij (the raw score) and
+    `to_probability` the model's map from raw score to (calibrated) probability."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return np.zeros_like(values)
+    raw = base_value + values.sum(axis=1)
+    with_all = np.asarray(to_probability(raw), dtype=float)
+    without = np.asarray(to_probability((raw[:, None] - values).ravel()), dtype=float)
+    return 100.0 * (with_all[:, None] - without.reshape(values.shape))
 
 
 def stratified_sample(frame: pd.DataFrame, label: str, size: int, seed: int) -> pd.DataFrame:
@@ -161,7 +200,13 @@ def global_importance(
     result: ShapResult, catalog: pd.DataFrame, min_abs_corr: float = 0.1
 ) -> pd.DataFrame:
     """One row per feature, most important first: mean |SHAP|, share, direction, description."""
-    mean_abs = np.abs(result.values).mean(axis=0) if len(result.values) else np.zeros(0)
+    n_features = len(result.features)
+    mean_abs_shap = (
+        np.abs(result.values).mean(axis=0) if len(result.values) else np.zeros(n_features)
+    )
+    pp = result.pp()
+    mean_abs = np.abs(pp).mean(axis=0) if len(pp) else np.zeros(n_features)
+    mean_pp = pp.mean(axis=0) if len(pp) else np.zeros(n_features)
     total = float(mean_abs.sum())
     rows = []
     missing = [f for f in result.features if f not in catalog.index]
@@ -180,8 +225,10 @@ def global_importance(
             "description": info["description"] if info is not None else feature,
             "group": info["group"] if info is not None else NOT_IN_CATALOG,
             "churn_type": info["churn_type"] if info is not None else "other",
-            "mean_abs_shap": float(mean_abs[j]),
+            "mean_abs_pp": float(mean_abs[j]),
+            "mean_pp": float(mean_pp[j]),
             "share": float(mean_abs[j] / total) if total > 0 else 0.0,
+            "mean_abs_shap": float(mean_abs_shap[j]),
             "mean_shap": float(shap.mean()) if len(shap) else 0.0,
             "missing_share": float(column.isna().mean()) if len(column) else 0.0,
         }
@@ -204,7 +251,7 @@ def global_importance(
             )
         rows.append(entry)
     frame = pd.DataFrame(rows)
-    frame = frame.sort_values("mean_abs_shap", ascending=False, kind="mergesort")
+    frame = frame.sort_values("mean_abs_pp", ascending=False, kind="mergesort")
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame.reset_index(drop=True)
 
@@ -212,28 +259,59 @@ def global_importance(
 def _sum_by(importance: pd.DataFrame, key: str, extra: Sequence[str] = ()) -> pd.DataFrame:
     grouped = importance.groupby(key, sort=False)
     out = grouped.agg(
+        mean_abs_pp=("mean_abs_pp", "sum"),
         mean_abs_shap=("mean_abs_shap", "sum"),
         features=("feature", "size"),
         top_feature=("feature", "first"),  # importance is sorted: first = strongest
         top_feature_description=("description", "first"),
         **{c: (c, "first") for c in extra},
     )
-    total = float(importance["mean_abs_shap"].sum())
-    out.insert(1, "share", out["mean_abs_shap"] / total if total > 0 else 0.0)
-    return out.sort_values("mean_abs_shap", ascending=False, kind="mergesort").reset_index()
+    total = float(importance["mean_abs_pp"].sum())
+    out.insert(1, "share", out["mean_abs_pp"] / total if total > 0 else 0.0)
+    return out.sort_values("mean_abs_pp", ascending=False, kind="mergesort").reset_index()
 
 
 def group_importance(importance: pd.DataFrame) -> pd.DataFrame:
-    """Sum of mean |SHAP| per feature group, with its churn type and strongest feature."""
+    """Sum of mean |pp| (and |SHAP|) per feature group, its churn type and strongest feature."""
     return _sum_by(importance, "group", extra=("churn_type",))
 
 
 def churn_type_importance(importance: pd.DataFrame) -> pd.DataFrame:
-    """Sum of mean |SHAP| per churn type (dissatisfaction, economic, disengagement, other)."""
+    """Sum of mean |pp| per churn type (dissatisfaction, economic, disengagement, other)."""
     out = _sum_by(importance, "churn_type")
     groups = importance.groupby("churn_type")["group"].agg(lambda g: ", ".join(sorted(set(g))))
     out["groups"] = out["churn_type"].map(groups)
     return out
+
+
+SEGMENT_COLUMNS = [
+    "segment",
+    "level",
+    "kind",
+    "customers",
+    "sampled",
+    "churners",
+    "churn_rate",
+    "mean_probability",
+    "value_at_risk",
+    "rank",
+    "feature",
+    "description",
+    "mean_abs_pp",
+    "share_in_segment",
+    "mean_pp",
+    "overall_mean_pp",
+    "difference_pp",
+    "overall_rank",
+    "mean_abs_shap",
+    "mean_shap",
+]
+DRIVER = "driver"  # kind: the segment's strongest drivers (mean |pp| within the segment)
+APART = "apart"  # kind: what sets the segment apart (its net effect minus the overall one)
+
+
+def _level_labels(values: pd.Series) -> pd.Series:
+    return values.astype("object").where(values.notna(), MISSING_LEVEL).astype(str)
 
 
 def segment_drivers(
@@ -245,21 +323,34 @@ def segment_drivers(
     top_k: int = 3,
     max_levels: int = 12,
     min_rows: int = 30,
+    population: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Top `top_k` drivers (mean |SHAP| within the segment) for each level of each segment column.
+    """For each level of each segment column: its `top_k` drivers by mean |pp| within the level
+    (kind "driver"), and the `top_k` features that set it apart (kind "apart": the largest
+    |mean pp in the level - mean pp over every sampled customer|; these add up to the gap between
+    the level's mean predicted risk and everyone's, so they say why the level is riskier or
+    safer than average, where the drivers of every level are often the same).
 
-    Beyond the `max_levels` largest levels of a column the levels are grouped as "(other)"
-    (models/segments.py, the rule of the KPIs and the test metrics); then levels with fewer than
-    `min_rows` sampled customers are left out (too noisy). Returns the long table and notes about
-    columns missing, levels grouped and levels left out, in plain words.
+    `rows` are the sampled rows (same order as the SHAP values). `population` (every test row:
+    segment columns, the label, optionally churn_probability and value_at_risk) gives the level's
+    customers, churn rate and value at risk; without it they come from the sample. Beyond the
+    `max_levels` largest levels (of the population) the levels are grouped as "(other)"
+    (models/segments.py); levels with fewer than `min_rows` sampled customers are left out (too
+    noisy). Returns the long table and notes about columns missing, levels grouped and levels
+    left out, in plain words.
     """
     if len(rows) != len(result.values):
         raise ValueError(f"segment rows ({len(rows)}) and SHAP rows ({len(result.values)}) differ")
+    base = rows if population is None else population
     notes: list[str] = []
     records: list[dict[str, Any]] = []
-    abs_shap = np.abs(result.values)
+    pp = result.pp()
+    abs_pp = np.abs(pp)
+    overall_pp = pp.mean(axis=0) if len(pp) else np.zeros(len(result.features))
+    overall_order = np.argsort(-abs_pp.mean(axis=0), kind="mergesort") if len(pp) else []
+    overall_rank = {result.features[j]: r for r, j in enumerate(overall_order, start=1)}
     for column in segment_columns:
-        if column not in rows.columns:
+        if column not in rows.columns or column not in base.columns:
             note = (
                 f"segment column {column!r} is not in the model table (absent from customers, or "
                 "text with more than featurize.max_categories values, which is not a feature); "
@@ -268,56 +359,175 @@ def segment_drivers(
             log.warning(note)
             notes.append(note)
             continue
-        levels = rows[column].astype("object").where(rows[column].notna(), MISSING_LEVEL)
-        folded, folding = fold_series(column, levels.astype(str), max_levels)
+        base_levels = _level_labels(base[column])
+        folding: Folding = fold_levels(column, base_levels.value_counts(), max_levels)
         if folding.folded:
             notes.append(folding.note())
-        levels = folded.to_numpy()
-        counts = pd.Series(levels).value_counts()
-        kept = counts[counts >= min_rows]
+        base_levels = folding.apply(base_levels).to_numpy()
+        levels = folding.apply(_level_labels(rows[column])).to_numpy()
+        counts = pd.Series(base_levels).value_counts()
+        sampled = pd.Series(levels).value_counts().reindex(counts.index, fill_value=0)
+        kept = sampled[sampled >= min_rows]
         if len(kept) < len(counts):
             small = sorted(str(level) for level in counts.index.difference(kept.index))
             notes.append(
                 f"{column}: {len(small)} of {len(counts)} levels not shown (fewer than "
                 f"{min_rows} sampled customers): {', '.join(small)}"
             )
-        for level, n in kept.items():
+        for level in counts.index[counts.index.isin(kept.index)]:
             mask = levels == level
-            seg_abs = abs_shap[mask].mean(axis=0)
-            seg_signed = result.values[mask].mean(axis=0)
+            in_base = base.loc[base_levels == level]
+            churners = int(in_base[label].sum()) if label in in_base.columns else None
+            customers = int(len(in_base))
+            level_info = {
+                "segment": column,
+                "level": level,
+                "customers": customers,
+                "sampled": int(kept[level]),
+                "churners": churners,
+                "churn_rate": churners / customers if churners is not None else float("nan"),
+                "mean_probability": _mean_of(in_base, "churn_probability"),
+                "value_at_risk": _sum_of(in_base, "value_at_risk"),
+            }
+            seg_abs = abs_pp[mask].mean(axis=0)
+            seg_signed = pp[mask].mean(axis=0)
+            seg_shap = result.values[mask]
             total = float(seg_abs.sum())
-            churners = int(rows.loc[mask, label].sum()) if label in rows.columns else None
-            for rank, j in enumerate(np.argsort(-seg_abs, kind="mergesort")[:top_k], start=1):
-                feature = result.features[j]
-                records.append(
-                    {
-                        "segment": column,
-                        "level": level,
-                        "customers": int(n),
-                        "churners": churners,
-                        "churn_rate": churners / int(n) if churners is not None else None,
-                        "rank": rank,
-                        "feature": feature,
-                        "description": catalog["description"].get(feature, feature),
-                        "mean_abs_shap": float(seg_abs[j]),
-                        "share_in_segment": float(seg_abs[j] / total) if total > 0 else 0.0,
-                        "mean_shap": float(seg_signed[j]),
-                    }
-                )
-    columns = [
-        "segment",
-        "level",
-        "customers",
-        "churners",
-        "churn_rate",
-        "rank",
-        "feature",
+            difference = seg_signed - overall_pp
+            rankings = (
+                (DRIVER, np.argsort(-seg_abs, kind="mergesort")[:top_k]),
+                (APART, np.argsort(-np.abs(difference), kind="mergesort")[:top_k]),
+            )
+            for kind, order in rankings:
+                for rank, j in enumerate(order, start=1):
+                    feature = result.features[j]
+                    records.append(
+                        {
+                            **level_info,
+                            "kind": kind,
+                            "rank": rank,
+                            "feature": feature,
+                            "description": catalog["description"].get(feature, feature),
+                            "mean_abs_pp": float(seg_abs[j]),
+                            "share_in_segment": float(seg_abs[j] / total) if total > 0 else 0.0,
+                            "mean_pp": float(seg_signed[j]),
+                            "overall_mean_pp": float(overall_pp[j]),
+                            "difference_pp": float(difference[j]),
+                            "overall_rank": overall_rank.get(feature),
+                            "mean_abs_shap": float(np.abs(seg_shap[:, j]).mean()),
+                            "mean_shap": float(seg_shap[:, j].mean()),
+                        }
+                    )
+    return pd.DataFrame(records, columns=SEGMENT_COLUMNS), notes
+
+
+def _mean_of(frame: pd.DataFrame, column: str) -> float:
+    if column not in frame.columns or not len(frame):
+        return float("nan")
+    return float(pd.to_numeric(frame[column], errors="coerce").mean())
+
+
+def _sum_of(frame: pd.DataFrame, column: str) -> float:
+    if column not in frame.columns:
+        return float("nan")
+    values = pd.to_numeric(frame[column], errors="coerce")
+    return float(values.sum()) if values.notna().any() else float("nan")
+
+
+def value_at_risk(
+    rows: pd.DataFrame, churn_probability: np.ndarray, p: ValueParams
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`rows` (every test row) with churn_probability, clv and value_at_risk = p x CLV
+    (models/value.py: CLV = fee x margin_rate x the discounted lifetime of these customers), and
+    a summary. Without the fee column (value.fee_column) clv and value_at_risk are empty and the
+    summary's `available` is False with a note saying why."""
+    prob = np.asarray(churn_probability, dtype=float)
+    out = rows.assign(churn_probability=prob)
+    summary: dict[str, Any] = {
+        "available": False,
+        "fee_column": p.fee_column,
+        "customers": int(len(rows)),
+        "expected_churners": float(np.nansum(prob)),
+    }
+    fee = (
+        pd.to_numeric(rows[p.fee_column], errors="coerce").to_numpy(dtype=float)
+        if p.fee_column in rows.columns
+        else np.full(len(rows), np.nan)
+    )
+    if not np.isfinite(fee).any():
+        summary["note"] = (
+            f"The data has no monthly fee (value.fee_column {p.fee_column!r} is "
+            + ("empty" if p.fee_column in rows.columns else "not a column of the model table")
+            + "), so this report shows no money figures: no CLV, no value at risk."
+        )
+        return out.assign(clv=np.nan, value_at_risk=np.nan), summary
+    lifetime = lifetime_months(prob, p)
+    clv = customer_value(fee, lifetime, p)
+    risk = prob * clv
+    summary.update(
+        available=True,
+        lifetime_months=lifetime,
+        customers_with_fee=int(np.isfinite(fee).sum()),
+        mean_monthly_fee=float(np.nanmean(fee)),
+        mean_clv=float(np.nanmean(clv)),
+        total_clv=float(np.nansum(clv)),
+        value_at_risk=float(np.nansum(risk)),
+        margin_rate=p.margin_rate,
+        discount_rate=p.discount_rate,
+        horizon_months=p.horizon_months,
+        base_churn_rate=p.base_churn_rate,
+    )
+    return out.assign(clv=clv, value_at_risk=risk), summary
+
+
+NO_REASON = "(no feature raises the risk)"
+
+
+def top_reason_money(
+    result: ShapResult,
+    sample_value_at_risk: np.ndarray,
+    total_value_at_risk: float,
+    test_rows: int,
+    catalog: pd.DataFrame,
+) -> pd.DataFrame:
+    """Money at risk by each sampled customer's top reason (the feature with the largest positive
+    effect in pp, as in the scores' reason_1): sampled customers, their share of the sample's
+    value at risk, and the estimate for the whole test cutoff = that share x the total value at
+    risk of every test row (the sample is a label-stratified random sample). Largest first."""
+    pp = result.pp()
+    risk = np.asarray(sample_value_at_risk, dtype=float)
+    if len(pp) == 0:
+        return pd.DataFrame(
+            columns=["feature", "description", "customers", "estimated_customers",
+                     "mean_pp", "share_of_value_at_risk", "value_at_risk"]
+        )  # fmt: skip
+    best = np.argmax(pp, axis=1)
+    raises = pp[np.arange(len(pp)), best] > 0
+    reason = np.where(raises, np.asarray(result.features, dtype=object)[best], NO_REASON)
+    top_pp = np.where(raises, pp[np.arange(len(pp)), best], 0.0)
+    frame = pd.DataFrame({"feature": reason, "pp": top_pp, "risk": risk})
+    grouped = frame.groupby("feature", sort=False).agg(
+        customers=("pp", "size"), mean_pp=("pp", "mean"), risk=("risk", "sum")
+    )
+    known = float(np.nansum(risk))
+    grouped["share_of_value_at_risk"] = grouped["risk"] / known if known > 0 else np.nan
+    grouped["value_at_risk"] = grouped["share_of_value_at_risk"] * total_value_at_risk
+    grouped["estimated_customers"] = grouped["customers"] / len(pp) * test_rows
+    grouped = grouped.reset_index()
+    grouped.insert(
+        1,
         "description",
-        "mean_abs_shap",
-        "share_in_segment",
-        "mean_shap",
-    ]
-    return pd.DataFrame(records, columns=columns), notes
+        [catalog["description"].get(f, f) if f != NO_REASON else f for f in grouped["feature"]],
+    )
+    order = "value_at_risk" if grouped["value_at_risk"].notna().any() else "customers"
+    return (
+        grouped.drop(columns="risk")
+        .sort_values(order, ascending=False, kind="mergesort")
+        .reset_index(drop=True)[
+            ["feature", "description", "customers", "estimated_customers", "mean_pp",
+             "share_of_value_at_risk", "value_at_risk"]
+        ]
+    )  # fmt: skip
 
 
 def touchpoint_features(
@@ -356,7 +566,8 @@ def touchpoint_analysis(
     satisfied_min: float = 8.0,
 ) -> pd.DataFrame:
     """Importance-performance analysis: for each touchpoint, how much its CSAT features move
-    churn (sum of their mean |SHAP|) against how customers rate it.
+    churn (sum of their mean |pp|, or mean |SHAP| for a table without pp) against how customers
+    rate it.
 
     Performance is the mean of `csat_<tp>_<performance_suffix>` over the customers with a rating;
     `pct_satisfied` is the share of them whose latest rating (`csat_<tp>_last`) is at least
@@ -364,7 +575,8 @@ def touchpoint_analysis(
     touchpoints, as in the classic importance-performance grid.
     """
     by_tp = touchpoint_features(importance["feature"], touchpoints)
-    mean_abs = importance.set_index("feature")["mean_abs_shap"]
+    impact = "mean_abs_pp" if "mean_abs_pp" in importance.columns else "mean_abs_shap"
+    mean_abs = importance.set_index("feature")[impact]
     total = float(mean_abs.sum())
     records = []
     for tp in touchpoints:
@@ -414,9 +626,11 @@ def driver_tables(
     touchpoints: Sequence[str],
     csat_satisfied_min: float,
     label: str = "churned",
+    population: pd.DataFrame | None = None,
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Every analysis table of the driver report (named by its CSV file) and the notes about
-    skipped segments."""
+    skipped segments. `population`: every test row with churn_probability and value_at_risk
+    (`value_at_risk`); `rows`, the sampled ones, carry their value_at_risk too when given."""
     importance = global_importance(result, catalog, e.direction_min_abs_corr)
     segments, notes = segment_drivers(
         result,
@@ -427,9 +641,24 @@ def driver_tables(
         e.segment_top_k,
         e.segment_max_levels,
         e.segment_min_rows,
+        population,
     )
     by_touchpoint = touchpoint_analysis(
         importance, rows, touchpoints, e.touchpoint_performance, csat_satisfied_min
+    )
+    base = rows if population is None else population
+    sample_risk = (
+        rows["value_at_risk"].to_numpy(dtype=float)
+        if "value_at_risk" in rows.columns
+        else np.full(len(rows), np.nan)
+    )
+    reasons = top_reason_money(
+        result, sample_risk, _sum_of(base, "value_at_risk"), len(base), catalog
+    )
+    by_reason = reasons.set_index("feature")
+    importance = importance.assign(
+        top_reason_customers=importance["feature"].map(by_reason["estimated_customers"]),
+        top_reason_value_at_risk=importance["feature"].map(by_reason["value_at_risk"]),
     )
     tables = {
         "importance.csv": importance,
@@ -437,6 +666,7 @@ def driver_tables(
         "churn_types.csv": churn_type_importance(importance),
         "segments.csv": segments,
         "touchpoints.csv": by_touchpoint,
+        "top_reasons.csv": reasons,
     }
     return tables, notes
 

@@ -37,17 +37,37 @@ def plot_churn(churn: pd.DataFrame):
     return fig
 
 
-def plot_segment_churn(churn: pd.DataFrame, column: str):
-    """Monthly churn rate per value of one segment column (at most the largest levels and
-    "(other)": models/kpis.py folds the rest)."""
+def plot_segment_churn(churn: pd.DataFrame, column: str, columns: int = 4):
+    """Monthly churn rate per value of one segment column as small multiples: one panel per
+    level (at most the largest levels and "(other)": models/kpis.py folds the rest), largest
+    first, shared axes, the whole population's rate in grey behind each for reference."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for value, frame in churn.loc[churn["segment_column"] == column].groupby("segment"):
-        ax.plot(frame["month"], frame["churn_rate"], marker=".", label=str(value))
-    ax.set_title(f"Customer churn rate by {column}")
-    ax.legend(fontsize="small", ncol=2)
-    ax.tick_params(axis="x", rotation=45)
-    ax.grid(alpha=0.3)
+    data = churn.loc[churn["segment_column"] == column]
+    sizes = (
+        data.groupby("segment")["active_start"].sum()
+        if "active_start" in data.columns
+        else data.groupby("segment").size()
+    )
+    levels = sorted(sizes.index, key=lambda level: (-sizes[level], str(level)))
+    overall = _overall(churn)
+    n = max(len(levels), 1)
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.6), sharex=True, sharey=True,
+        squeeze=False,
+    )  # fmt: skip
+    for ax, level in zip(axes.ravel(), levels, strict=False):
+        ax.plot(overall["month"], overall["churn_rate"], color="#bbbbbb", lw=1.2, label="all")
+        frame = data.loc[data["segment"] == level]
+        ax.plot(frame["month"], frame["churn_rate"], color="#1f3a5f", marker=".", lw=1.4)
+        ax.set_title(str(level), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.ravel()[len(levels) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"Monthly customer churn rate by {column} (grey: all customers)", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -30,16 +30,17 @@ def _direction_color(direction: str) -> str:
 
 
 def importance_figure(importance: pd.DataFrame, top: int = 20) -> Any:
-    """Horizontal bars of the top features' mean |SHAP|, coloured by direction."""
+    """Horizontal bars of the top features' average change in churn probability (pp), coloured
+    by direction."""
     plt = pyplot()
     head = importance.head(top).iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(head) + 1.2))
     ax.barh(
         head["feature"],
-        head["mean_abs_shap"],
+        head["mean_abs_pp"],
         color=[_direction_color(d) for d in head["direction"]],
     )
-    ax.set_xlabel("mean |SHAP| (average push on churn log-odds)")
+    ax.set_xlabel("average change in churn probability (percentage points)")
     ax.set_title(f"Top {len(head)} churn drivers")
     from matplotlib.patches import Patch
 
@@ -69,15 +70,16 @@ def _numeric_matrix(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def beeswarm_figure(result: ShapResult, order: Sequence[str], max_display: int = 20) -> Any:
-    """SHAP beeswarm (shap.plots.beeswarm) of the `max_display` first features of `order`."""
+    """Beeswarm (shap.plots.beeswarm) of the `max_display` first features of `order`, each dot a
+    customer's change in churn probability (pp) from that feature."""
     import shap
 
     plt = pyplot()
     keep = [result.features.index(f) for f in order[:max_display]]
     names = [result.features[j] for j in keep]
     explanation = shap.Explanation(
-        values=result.values[:, keep],
-        base_values=np.full(len(result.values), result.base_value),
+        values=result.pp()[:, keep],
+        base_values=np.zeros(len(result.values)),
         data=_numeric_matrix(result.data[names]).to_numpy(),
         feature_names=names,
     )
@@ -92,17 +94,18 @@ def beeswarm_figure(result: ShapResult, order: Sequence[str], max_display: int =
             plot_size=(9, 0.38 * len(names) + 1.5),
         )
     fig = plt.gcf()
-    fig.axes[0].set_xlabel("SHAP value (push on churn log-odds; right = more risk)")
+    fig.axes[0].set_xlabel("change in churn probability (percentage points; right = more risk)")
     return fig
 
 
 def dependence_figure(
     result: ShapResult, feature: str, description: str, max_levels: int = 15
 ) -> Any:
-    """SHAP value against the feature's value; missing values and categorical levels shown apart."""
+    """Change in churn probability (pp) against the feature's value; missing values and
+    categorical levels shown apart."""
     plt = pyplot()
     j = result.features.index(feature)
-    shap_values = result.values[:, j]
+    shap_values = result.pp()[:, j]
     values = result.data[feature]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     numeric = pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(
@@ -131,9 +134,9 @@ def dependence_figure(
             ax.scatter(i + rng.uniform(-0.25, 0.25, len(ys)), ys, s=6, alpha=0.35, lw=0)
         ax.set_xticks(range(len(order)))
         ax.set_xticklabels(order, rotation=30, ha="right", fontsize=8)
-        ax.set_xlabel(f"{feature} (levels by mean SHAP)")
+        ax.set_xlabel(f"{feature} (levels by mean change)")
     ax.axhline(0, color="grey", lw=0.8, ls=":")
-    ax.set_ylabel("SHAP (log-odds)")
+    ax.set_ylabel("change in churn probability (pp)")
     ax.set_title(_wrap(description, 70), fontsize=9)
     fig.tight_layout()
     return fig
@@ -166,14 +169,14 @@ def _wrap(text: str, width: int) -> str:
 
 
 def share_bar_figure(frame: pd.DataFrame, key: str, title: str) -> Any:
-    """Bars of each row's share of the total mean |SHAP| (groups or churn types)."""
+    """Bars of each row's share of the total average change in pp (groups or churn types)."""
     plt = pyplot()
     data = frame.iloc[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(data) + 1.2))
     ax.barh(data[key].astype(str), data["share"] * 100, color=RISK_DOWN)
     for y, v in enumerate(data["share"] * 100):
         ax.text(v, y, f" {v:.0f}%", va="center", fontsize=8)
-    ax.set_xlabel("share of total mean |SHAP| (%)")
+    ax.set_xlabel("share of the total average change in churn probability (%)")
     ax.set_title(title)
     ax.set_xlim(0, max(5.0, float((data["share"] * 100).max()) * 1.15))
     fig.tight_layout()
@@ -215,7 +218,7 @@ def touchpoint_figure(table: pd.DataFrame) -> Any:
     for x, y, text, ha, va in corners:
         ax.text(x, y, text, ha=ha, va=va, fontsize=8, color=NEUTRAL, transform=ax.transAxes)
     ax.set_xlabel("performance: mean CSAT of rated customers")
-    ax.set_ylabel("importance: sum of mean |SHAP| of its CSAT features")
+    ax.set_ylabel("importance: average change (pp) from its CSAT features")
     ax.set_title("Touchpoints: importance vs performance")
     fig.tight_layout()
     return fig

@@ -39,7 +39,18 @@ GROUPS = {
     "plan": "contract",
     "noise": "profile",
     "country": "profile",
+    "current_monthly_fee": "economic",
 }
+
+FEES = {"basic": 20.0, "pro": 50.0, "enterprise": 150.0}
+# what a reader must never see in the report: numpy reprs, nan, None, pandas' missing markers
+REPR_PATTERNS = re.compile(r"np\.\w+\(|\bnan\b|\bNaN\b|\bNone\b|<NA>|\bNaT\b|float64|\binf\b")
+
+
+def visible_text(page: str) -> str:
+    """The report's HTML without its embedded images (base64 can spell anything)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+
 
 PARAMS = {
     "train": {
@@ -56,13 +67,16 @@ PARAMS = {
 
 def touchpoint_table(customers: int = 400, cutoffs: int = 4, seed: int = 7) -> pd.DataFrame:
     """The conftest model table plus two touchpoints: support carries the planted CSAT driver,
-    billing is rated (higher on average) but has no effect on churn."""
+    billing is rated (higher on average) but has no effect on churn; and a monthly fee by plan
+    (value.fee_column's default name) for the money at risk."""
     table, _ = make_model_table(customers=customers, cutoffs=cutoffs, seed=seed)
     rng = np.random.default_rng(seed)
     billing = np.where(rng.random(len(table)) < 0.4, np.nan, rng.normal(8.5, 1.0, len(table)))
+    fee = table["plan"].map(FEES).to_numpy(dtype=float)
     return table.rename(columns={"csat_mean_90d": "csat_support_mean_90d"}).assign(
         csat_billing_mean_90d=billing.clip(1, 10),
         csat_billing_last=np.round(billing).clip(1, 10),
+        current_monthly_fee=fee,
     )
 
 
@@ -261,10 +275,11 @@ def test_segment_drivers_find_each_segments_own_driver_and_skip_absent_columns()
     table, notes = ex.segment_drivers(
         result, rows, ["region", "value_tier"], _catalog(), top_k=1, min_rows=20
     )
-    top = table.set_index("level")
+    top = table[table["kind"] == ex.DRIVER].set_index("level")
     assert set(top.index) == {"north", "south"}  # "tiny" has fewer than min_rows customers
     assert top.loc["north", "feature"] == "a" and top.loc["south", "feature"] == "b"
-    assert top.loc["south", "mean_shap"] > 0 and top.loc["north", "customers"] == 100
+    assert top.loc["south", "mean_shap"] > 0 and top.loc["south", "mean_pp"] > 0
+    assert top.loc["north", "customers"] == 100
     assert top.loc["north", "churn_rate"] == pytest.approx(rows["churned"][:100].mean())
     assert any("value_tier" in note and "skipped" in note for note in notes)
     assert any("region" in note and "1 of 3 levels not shown" in note for note in notes)
@@ -286,7 +301,7 @@ def test_a_sixty_level_segment_shows_its_largest_levels_and_groups_the_rest() ->
     table, notes = ex.segment_drivers(
         result, rows, ["city"], _catalog(), top_k=1, max_levels=8, min_rows=30
     )
-    shown = table.set_index("level")["customers"]
+    shown = table[table["kind"] == ex.DRIVER].set_index("level")["customers"]
     assert set(shown.index) == {*(f"city_{i:02d}" for i in range(8)), "(other)"}
     assert shown["(other)"] == n - sum(sizes[:8])  # every customer in exactly one level
     folded = ", ".join(f"city_{i:02d}" for i in range(8, 60))
@@ -294,6 +309,112 @@ def test_a_sixty_level_segment_shows_its_largest_levels_and_groups_the_rest() ->
         f"city: 60 levels; the 8 largest are shown and the other 52 are grouped as "
         f"'(other)': {folded}"
     ]
+
+
+def test_probability_effects_are_the_change_in_calibrated_probability_in_pp() -> None:
+    values = np.array([[1.0, 0.0, -0.5], [0.2, 0.3, 0.0]])
+    base = -2.0
+    effects = ex.probability_effects(values, base, ex.sigmoid)
+    raw = base + values.sum(axis=1)
+    expected = 100 * (ex.sigmoid(raw)[:, None] - ex.sigmoid(raw[:, None] - values))
+    np.testing.assert_allclose(effects, expected)
+    assert effects[0, 1] == 0.0 and effects[0, 0] > 0 > effects[0, 2]
+    # through a calibrator that halves every probability, the effects halve too
+    halved = ex.probability_effects(values, base, lambda r: 0.5 * ex.sigmoid(r))
+    np.testing.assert_allclose(halved, effects / 2)
+    result = ex.ShapResult(values=values, base_value=base, features=["a", "b", "c"],
+                           data=pd.DataFrame({"a": [1, 2], "b": [1, 2], "c": [1, 2]}))  # fmt: skip
+    np.testing.assert_allclose(result.pp(), effects)  # no effects given: the sigmoid
+
+
+def test_global_importance_is_in_percentage_points() -> None:
+    result = _result()
+    table = ex.global_importance(result, _catalog()).set_index("feature")
+    pp = result.pp()
+    assert table.loc["up", "mean_abs_pp"] == pytest.approx(np.abs(pp[:, 0]).mean())
+    assert table.loc["up", "mean_pp"] == pytest.approx(pp[:, 0].mean())
+    assert table.loc["up", "mean_abs_shap"] == pytest.approx(np.abs(result.values[:, 0]).mean())
+    assert table["share"].sum() == pytest.approx(1.0)
+    assert table["mean_abs_pp"].is_monotonic_decreasing  # ranked by pp
+
+
+def test_segments_that_share_their_drivers_still_show_what_sets_them_apart() -> None:
+    """Every level has the same strongest driver (a), but b pushes one level up and the other
+    down: the "apart" rows name b with opposite signs."""
+    n = 400
+    rng = np.random.default_rng(5)
+    tier = np.array(["gold"] * 200 + ["bronze"] * 200)
+    values = np.column_stack(
+        [rng.normal(0, 1.5, n), np.where(tier == "gold", -0.3, 0.3), rng.normal(0, 0.01, n)]
+    )
+    data = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": 0.0})
+    result = ex.ShapResult(values=values, base_value=-2.5, features=["a", "b", "c"], data=data)
+    rows = pd.DataFrame({"tier": tier, "churned": np.arange(n) % 10 == 0})
+    table, _ = ex.segment_drivers(result, rows, ["tier"], _catalog(), top_k=1, min_rows=20)
+    drivers = table[table["kind"] == ex.DRIVER].set_index("level")
+    apart = table[table["kind"] == ex.APART].set_index("level")
+    assert set(drivers["feature"]) == {"a"} and set(drivers["overall_rank"]) == {1}
+    assert set(apart["feature"]) == {"b"}
+    assert apart.loc["bronze", "difference_pp"] > 0 > apart.loc["gold", "difference_pp"]
+
+
+def test_segment_churn_rates_and_levels_come_from_every_test_row() -> None:
+    """With the population given, a level's customers, churn rate and value at risk are those of
+    every test row, not of the sample; the largest levels are chosen by the population."""
+    n = 100
+    result = ex.ShapResult(
+        values=np.full((n, 1), 0.1), base_value=-2.0, features=["a"],
+        data=pd.DataFrame({"a": np.zeros(n)}),
+    )  # fmt: skip
+    rows = pd.DataFrame(
+        {"plan": ["basic"] * 60 + ["pro"] * 40, "churned": [True] * 30 + [False] * 70}
+    )
+    population = pd.DataFrame(
+        {
+            "plan": ["basic"] * 500 + ["pro"] * 300 + ["rare"] * 10,
+            "churned": [True] * 35 + [False] * 465 + [True] * 3 + [False] * 307,
+            "value_at_risk": [1.0] * 500 + [2.0] * 300 + [5.0] * 10,
+        }
+    )
+    table, notes = ex.segment_drivers(
+        result, rows, ["plan"], _catalog(), top_k=1, max_levels=2, min_rows=20,
+        population=population,
+    )  # fmt: skip
+    levels = table[table["kind"] == ex.DRIVER].set_index("level")
+    assert levels.loc["basic", "customers"] == 500 and levels.loc["basic", "sampled"] == 60
+    assert levels.loc["basic", "churn_rate"] == pytest.approx(35 / 500)
+    assert levels.loc["pro", "value_at_risk"] == pytest.approx(600.0)
+    assert any("grouped as '(other)': rare" in note for note in notes)
+
+
+def test_value_at_risk_is_probability_times_clv_and_says_when_there_is_no_fee() -> None:
+    from models.settings import ValueParams
+    from models.value import lifetime_months
+
+    vp = ValueParams(fee_column="fee", margin_rate=0.5, base_churn_rate=0.05)
+    rows = pd.DataFrame({"fee": [10.0, 20.0, np.nan]})
+    p = np.array([0.1, 0.2, 0.3])
+    out, money = ex.value_at_risk(rows, p, vp)
+    lifetime = lifetime_months(p, vp)
+    np.testing.assert_allclose(out["clv"][:2], [5 * lifetime, 10 * lifetime])
+    assert money["available"] and money["value_at_risk"] == pytest.approx(2.5 * lifetime)
+    assert np.isnan(out["value_at_risk"].iloc[2]) and money["customers_with_fee"] == 2
+    out, money = ex.value_at_risk(rows.drop(columns="fee"), p, vp)
+    assert not money["available"] and "'fee'" in money["note"] and "no money" in money["note"]
+    assert out["value_at_risk"].isna().all()
+
+
+def test_money_by_top_reason_adds_up_to_the_total() -> None:
+    values = np.array([[1.0, 0.1], [0.2, 0.9], [0.1, 0.8], [-0.5, -0.2]])
+    result = ex.ShapResult(values=values, base_value=-2.0, features=["a", "b"],
+                           data=pd.DataFrame({"a": range(4), "b": range(4)}))  # fmt: skip
+    table = ex.top_reason_money(result, np.array([10.0, 20.0, 30.0, 40.0]), 1000.0, 8, _catalog())
+    by = table.set_index("feature")
+    assert by.loc["b", "customers"] == 2 and by.loc["b", "value_at_risk"] == pytest.approx(500.0)
+    assert by.loc[ex.NO_REASON, "customers"] == 1  # every push lowers the risk
+    assert table["value_at_risk"].sum() == pytest.approx(1000.0)
+    assert table["estimated_customers"].sum() == pytest.approx(8)
+    assert table["feature"].iloc[0] == "b"  # largest money first
 
 
 def test_touchpoint_features_take_the_longest_matching_name() -> None:
@@ -387,13 +508,13 @@ def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_projec
     assert touch.loc["billing", "performance"] > touch.loc["support", "performance"]
 
     segments = pd.read_csv(out / "segments.csv")
-    assert {"plan", "country"} == set(segments["segment"])
+    assert {"plan", "country", "value_tier"} == set(segments["segment"])  # tiers: from the fee
 
     header = json.loads((out / "report.json").read_text())
     summary = json.loads((in_project / "reports/train.json").read_text())
     assert header["run_id"] == summary["run_id"]
     assert header["sample_rows"] == 400  # the test cutoff has 400 rows, fewer than sample_size
-    assert any("value_tier" in n for n in header["segment_notes"])
+    assert any(n.startswith("country: 30 levels") for n in header["segment_notes"])
 
     page = (out / "index.html").read_text()
     assert f"version {summary['model_version']}" in page and summary["run_id"] in page
@@ -401,6 +522,24 @@ def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_projec
     assert "after_sales_csat_low" in page  # the alert backtest table
     assert not re.search(r"""(src|href)=["']?https?:""", page)
     assert page.count('src="data:image/png;base64,') >= 6
+    # business units: pp, money at risk, one churn rate with its definition, a glossary
+    assert "pp</td>" in page and "Mean |SHAP|" not in page
+    assert '<section id="money">' in page and "Money at risk at the test cutoff" in page
+    assert header["money"]["available"] and header["money"]["value_at_risk"] > 0
+    assert '<section id="glossary">' in page and "Net revenue retention" in page
+    assert "share of the customers active at the test cutoff" in page
+    assert not REPR_PATTERNS.search(visible_text(page)), REPR_PATTERNS.search(visible_text(page))
+    reasons = pd.read_csv(out / "top_reasons.csv")
+    assert reasons["value_at_risk"].sum() == pytest.approx(header["money"]["value_at_risk"])
+    levels = segments[segments["kind"] == "driver"].drop_duplicates(["segment", "level"])
+    predictions = pd.read_parquet(in_project / "data/processed/test_predictions.parquet")
+    features = pd.read_parquet(in_project / "data/processed/features.parquet")
+    test = predictions.merge(
+        features[["customer_id", "cutoff", "plan"]], on=["customer_id", "cutoff"]
+    )
+    basic = levels.set_index(["segment", "level"]).loc[("plan", "basic")]
+    assert basic["customers"] == (test["plan"] == "basic").sum()
+    assert basic["churn_rate"] == pytest.approx(test.loc[test["plan"] == "basic", "churned"].mean())
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri("sqlite:///mlflow.db"))
     logged = {a.path for a in client.list_artifacts(summary["run_id"], "drivers")}
@@ -414,6 +553,17 @@ def test_explain_without_an_alert_backtest_says_so(in_project: Path) -> None:
     page = Path("reports/drivers/index.html").read_text()
     assert "absent.json not found" in page
     assert not Path("reports/drivers/alerts_backtest.csv").exists()
+
+
+def test_explain_without_a_fee_says_so_instead_of_showing_money(in_project: Path) -> None:
+    no_fee = {**PARAMS, "value": {"fee_column": "no_such_fee"}}
+    no_fee["paths"] = {"drivers": "reports/drivers_no_fee"}
+    Path("params_no_fee.yaml").write_text(yaml.safe_dump(no_fee))
+    assert churn("explain", "--params", "params_no_fee.yaml") == 0
+    page = Path("reports/drivers_no_fee/index.html").read_text()
+    assert "no monthly fee" in page and "'no_such_fee'" in page.replace("&#x27;", "'")
+    assert "Money at risk at the test cutoff" not in page and "Money at risk</th>" not in page
+    assert not REPR_PATTERNS.search(visible_text(page))
 
 
 def test_explain_without_a_model_exits_2_and_names_the_file(
@@ -479,6 +629,29 @@ def test_report_renders_without_touchpoints_segments_or_alerts() -> None:
     assert "No touchpoint ratings" in page and "no backtest yet" in page
     assert "segment column &#x27;plan&#x27; is not in the model table" in page
     assert "rises with risk" in page  # catalog descriptions, not only column names
+    assert '<section id="glossary">' in page and "Money at risk was not computed" in page
+
+
+def test_report_shows_no_repr_nan_or_none_strings() -> None:
+    from pipeline.reporting import html as report
+
+    assert report.clean_text("constant in training rows (value np.float64(nan))") == (
+        "constant in training rows (value missing)"
+    )
+    assert report.clean_text("np.float64(0.25) and np.int64(3)") == "0.25 and 3"
+    assert report.clean_text("financial nano-plan") == "financial nano-plan"  # words stay
+    frame = pd.DataFrame(
+        {"a": [np.nan, None, 1.5], "b": ["x", None, np.float64(np.nan)], "c": [pd.NA, 1, 2]}
+    )
+    table = report.html_table(frame, [("a", "A", "pp"), ("b", "B", ""), ("c", "C", "int")])
+    assert not REPR_PATTERNS.search(table) and table.count(report.MISSING) == 5
+    body = report.leakage_section(
+        [{"column": "x", "auc": np.float64(np.nan), "rule": "x <= np.float64(1.0)",
+          "filled_share": None, "reasons": ["own AUC nan"], "kept": False}],
+        {"ces_mean_90d": "constant in training rows (value np.float64(nan))"},
+    )  # fmt: skip
+    assert not REPR_PATTERNS.search(body), body
+    assert "x &lt;= 1.0" in body and "(value missing)" in body
 
 
 def test_report_escapes_catalog_text_and_keeps_plot_titles_renderable() -> None:
