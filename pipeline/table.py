@@ -7,7 +7,8 @@ each training fold), fits the final model on every labelled row and scores every
 (models/snapshot/); writes the SHAP driver report; tracks it all in one MLflow run with the model
 registered. Outputs go to one directory, swapped into place at once:
 
-    summary.json   metrics (mean and per fold, baselines), dropped columns, leakage suspects
+    summary.json   metrics (mean and per fold), the peers on the same folds (logistic regression,
+                   LightGBM and HistGradientBoosting defaults), dropped columns, leakage suspects
     scores.parquet id, churn_probability, cv_probability, label, reason_k (+ value, contribution)
     model/         MLflow pyfunc model (raw table in, probability out)
     drivers/       index.html + CSV tables (the same report as `churn explain`)
@@ -132,6 +133,8 @@ def _log_mlflow(
                     "fold_pr_auc": f["metrics"]["pr_auc"],
                     "fold_logreg_roc_auc": f["part_roc_auc"]["logreg"],
                     "fold_lightgbm_roc_auc": f["part_roc_auc"]["lightgbm"],
+                    "fold_lightgbm_defaults_roc_auc": f["peer_roc_auc"]["lightgbm_defaults"],
+                    "fold_hgb_defaults_roc_auc": f["peer_roc_auc"]["hgb_defaults"],
                 },
                 step=f["fold"],
             )
@@ -139,6 +142,7 @@ def _log_mlflow(
             {
                 **{k: summary[k] for k in RUN_METRICS},
                 **summary["baselines"],
+                "ours_minus_best_peer_roc_auc": summary["peers"]["ours_minus_best"],
                 "leakage_suspects": len(summary["leakage_suspects"]),
             }
         )
@@ -206,12 +210,15 @@ def fit(job: TableJob, params: Params) -> dict[str, Any]:
         summary["seconds"] = round(time.perf_counter() - started, 1)
         write_json(staging / "summary.json", summary)
     log.info(
-        "table %s: roc_auc %.4f (folds %s; logistic regression %.4f, LightGBM alone %.4f), "
+        "table %s: roc_auc %.4f (folds %s; same folds: logistic regression %.4f, LightGBM "
+        "defaults %.4f, HistGradientBoosting defaults %.4f; LightGBM part %.4f), "
         "pr_auc %.4f; %d features, %d dropped, %d leakage suspect(s); %s in %.0fs",
         job.name,
         summary["roc_auc"],
         summary["roc_auc_folds"],
         summary["baselines"]["logreg_roc_auc"],
+        summary["baselines"]["lightgbm_defaults_roc_auc"],
+        summary["baselines"]["hgb_defaults_roc_auc"],
         summary["baselines"]["lightgbm_roc_auc"],
         summary["pr_auc"],
         summary["n_features"],

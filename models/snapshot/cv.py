@@ -5,20 +5,66 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from models.evaluation.metrics import binary_metrics
 from models.settings import DataParams, LeakageParams
-from models.snapshot.model import fit_snapshot_model
+from models.snapshot.model import SnapshotModel, fit_snapshot_model
 from models.snapshot.schema import SnapshotDataError
 from models.training.split import class_shortfall
 
 log = logging.getLogger(__name__)
 
 MIN_CLASS_ROWS = 10  # rows of the smaller class needed to cross-validate at all
+# Peers fitted on each outer fold's training rows beside ours, scored on the same test rows.
+PEERS = ("logreg", "lightgbm_defaults", "hgb_defaults")
+HGB_MAX_CATEGORIES = 255  # HistGradientBoosting's native categoricals: at most max_bins levels
+
+
+def peer_scores(
+    model: SnapshotModel,
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    test: pd.DataFrame,
+    settings: DataParams,
+) -> dict[str, np.ndarray]:
+    """Test-row scores of the peers, each fitted on these training rows only.
+
+    logreg: the fold model's own logistic-regression part (fitted on the same rows).
+    lightgbm_defaults: `lightgbm.LGBMClassifier()` with its default settings.
+    hgb_defaults: `HistGradientBoostingClassifier()` with its default settings (its own early
+    stopping on 10 % of the rows above 10,000 rows).
+    Both boosters read the fold model's input frame (the columns the leakage guard kept;
+    categoricals as pandas categories on the training rows' levels, native in both; a column
+    with more levels than HistGradientBoosting accepts is given to it as level codes).
+    """
+    x_train, x_test = model.model_frame(train), model.model_frame(test)
+    lgbm = lgb.LGBMClassifier(
+        random_state=settings.seed, n_jobs=settings.num_threads, verbose=-1
+    ).fit(x_train, y_train)
+    wide = [
+        c
+        for c in x_train.columns
+        if isinstance(x_train[c].dtype, pd.CategoricalDtype)
+        and len(x_train[c].cat.categories) > HGB_MAX_CATEGORIES
+    ]
+
+    def codes(x: pd.DataFrame) -> pd.DataFrame:
+        return x.assign(**{c: x[c].cat.codes.replace(-1, np.nan).astype(float) for c in wide})
+
+    hgb = HistGradientBoostingClassifier(
+        categorical_features="from_dtype", random_state=settings.seed
+    ).fit(codes(x_train), y_train)
+    return {
+        "logreg": model.linear_logit(test),
+        "lightgbm_defaults": lgbm.predict_proba(x_test)[:, 1],
+        "hgb_defaults": hgb.predict_proba(codes(x_test))[:, 1],
+    }
 
 
 def evaluate_folds(
@@ -31,8 +77,9 @@ def evaluate_folds(
 ) -> dict[str, Any]:
     """K-fold stratified CV (or one stratified holdout): fit on each training part, score the rest.
 
-    Returns per-fold metrics of the model and of its two parts alone (LightGBM, logistic
-    regression), out-of-fold probabilities, and each fold's leakage suspects.
+    Returns per-fold metrics of the model, of its two parts alone (LightGBM, logistic
+    regression) and of the peers (`PEERS`, fitted on the same training rows, scored on the same
+    test rows), out-of-fold probabilities (ours and the peers'), and each fold's leakage suspects.
     """
     y = np.asarray(y, dtype=int)
     minority = int(min(y.sum(), len(y) - y.sum()))
@@ -58,6 +105,7 @@ def evaluate_folds(
         splits = [(np.sort(tr), np.sort(te))]
     check_fold_classes(y, splits, settings)
     oof = np.full(len(y), np.nan)
+    peer_oof = {name: np.full(len(y), np.nan) for name in PEERS}
     folds = []
     for i, (tr, te) in enumerate(splits, 1):
         source = f"fold {i}/{len(splits)} training rows"
@@ -72,6 +120,10 @@ def evaluate_folds(
             "lightgbm": float(roc_auc_score(y[te], model.booster.predict(x, raw_score=True))),
             "logreg": float(roc_auc_score(y[te], model.linear_logit(test))),
         }
+        peers = peer_scores(model, features.iloc[tr], y[tr], test, settings)
+        for name, score in peers.items():
+            peer_oof[name][te] = score
+        peer_auc = {name: float(roc_auc_score(y[te], peers[name])) for name in PEERS}
         metrics = binary_metrics(y[te], p)
         folds.append(
             {
@@ -80,6 +132,7 @@ def evaluate_folds(
                 "test_rows": int(len(te)),
                 "metrics": metrics,
                 "part_roc_auc": parts,
+                "peer_roc_auc": peer_auc,
                 "candidate": model.info["candidate"],
                 "blend_weight_lgb": model.weight,
                 "calibration_method": model.calibrator.method,
@@ -88,15 +141,18 @@ def evaluate_folds(
             }
         )
         log.info(
-            "fold %d/%d: roc_auc %.4f (LightGBM alone %.4f, logistic regression %.4f), pr_auc %.4f",
+            "fold %d/%d: roc_auc %.4f (LightGBM part %.4f; peers: logistic regression %.4f, "
+            "LightGBM defaults %.4f, HistGradientBoosting defaults %.4f), pr_auc %.4f",
             i,
             len(splits),
             metrics["roc_auc"],
             parts["lightgbm"],
-            parts["logreg"],
+            peer_auc["logreg"],
+            peer_auc["lightgbm_defaults"],
+            peer_auc["hgb_defaults"],
             metrics["pr_auc"],
         )
-    return {"folds": folds, "oof": oof, "splits": splits}
+    return {"folds": folds, "oof": oof, "peer_oof": peer_oof, "splits": splits}
 
 
 def check_fold_classes(

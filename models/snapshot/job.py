@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from models.explain import drivers as ex
 from models.settings import DataParams, ExplainParams, LeakageParams, TrainParams
-from models.snapshot.cv import evaluate_folds
+from models.snapshot.cv import PEERS, evaluate_folds
 from models.snapshot.model import SnapshotModel, fit_snapshot_model
 from models.snapshot.reading import read_table  # noqa: F401  (re-exported: callers import it here)
 from models.snapshot.schema import (
@@ -223,6 +224,33 @@ def _mean(folds: list[dict[str, Any]], key: str) -> float:
     return float(np.mean([f["metrics"][key] for f in folds]))
 
 
+def _peer_mean(folds: list[dict[str, Any]], name: str) -> float:
+    return float(np.mean([f["peer_roc_auc"][name] for f in folds]))
+
+
+def peer_comparison(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours beside the peers on the same folds: per-fold and mean ROC AUC, the best peer (by
+    mean) and ours minus it per fold, with a t interval over the folds (none for one holdout)."""
+    ours = np.array([f["metrics"]["roc_auc"] for f in folds])
+    per_fold = {name: [round(f["peer_roc_auc"][name], 6) for f in folds] for name in PEERS}
+    mean = {name: _peer_mean(folds, name) for name in PEERS}
+    best = max(PEERS, key=lambda n: mean[n])
+    diff = ours - np.array([f["peer_roc_auc"][best] for f in folds])
+    interval = None
+    if len(diff) > 1:
+        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+        interval = [round(float(diff.mean() - half), 6), round(float(diff.mean() + half), 6)]
+    return {
+        "fitted_on": "each fold's training rows; scored on the same test rows as ours",
+        "roc_auc": {"ours": float(ours.mean()), **mean},
+        "roc_auc_folds": {"ours": [round(float(a), 6) for a in ours], **per_fold},
+        "best_peer": best,
+        "ours_minus_best": float(diff.mean()),
+        "ours_minus_best_folds": [round(float(d), 6) for d in diff],
+        "ours_minus_best_95ci": interval,
+    }
+
+
 def summarise(
     source: str,
     cv: int | None,
@@ -253,7 +281,10 @@ def summarise(
         "baselines": {
             "logreg_roc_auc": float(np.mean([f["part_roc_auc"]["logreg"] for f in folds])),
             "lightgbm_roc_auc": float(np.mean([f["part_roc_auc"]["lightgbm"] for f in folds])),
+            "lightgbm_defaults_roc_auc": _peer_mean(folds, "lightgbm_defaults"),
+            "hgb_defaults_roc_auc": _peer_mean(folds, "hgb_defaults"),
         },
+        "peers": peer_comparison(folds),
         "n_rows": target_info["rows"],
         "n_labelled_rows": target_info["labelled_rows"],
         "unusable_rows": target_info["unusable_rows"],

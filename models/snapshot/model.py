@@ -27,7 +27,7 @@ from models.training.baselines import fit_logreg, predict_logreg
 from models.training.calibration import Calibrator, choose_calibrator, logit
 from models.training.leakage import screen
 from models.training.split import LABEL, Split
-from models.training.train import fit_booster, lgb_params
+from models.training.train import lgb_params
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,47 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
+def _candidate_oof(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    params: dict[str, Any],
+    s: DataParams,
+) -> tuple[np.ndarray, int]:
+    """One candidate's out-of-fold raw scores at ONE round count shared by every inner fold.
+
+    Each inner fold trains with early stopping on its validation fold and records the validation
+    log loss of every round; the shared round count minimises the folds' mean curve (as
+    `lgb.cv` does), and every fold is scored at it. Scoring each fold at its own best round would
+    let that fold's labels pick its predictions (an optimistic out-of-fold AUC that favours fast,
+    large candidates on noisy tables); one shared count is a single choice across all folds.
+    """
+    curves, boosters = [], []
+    for a, b in folds:
+        record: dict[str, Any] = {}
+        dtrain = lgb.Dataset(x.iloc[a], label=y[a], categorical_feature="auto")
+        dvalid = lgb.Dataset(x.iloc[b], label=y[b], reference=dtrain)
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=s.num_boost_round,
+            valid_sets=[dvalid],
+            valid_names=["valid"],
+            callbacks=[
+                lgb.early_stopping(s.early_stopping_rounds, verbose=False),
+                lgb.record_evaluation(record),
+            ],
+        )
+        curves.append(np.asarray(record["valid"]["binary_logloss"], dtype=float))
+        boosters.append(booster)
+    n = min(len(c) for c in curves)
+    rounds = int(np.argmin(np.mean([c[:n] for c in curves], axis=0))) + 1
+    oof = np.zeros(len(y))
+    for booster, (_, b) in zip(boosters, folds, strict=True):
+        oof[b] = booster.predict(x.iloc[b], num_iteration=rounds, raw_score=True)
+    return oof, rounds
+
+
 def _inner_oof(
     x: pd.DataFrame,
     frame: pd.DataFrame,
@@ -240,35 +281,39 @@ def _inner_oof(
     s: DataParams,
     train_params: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, int], np.ndarray]:
-    """Out-of-fold raw scores of every LightGBM candidate and the logistic model."""
+    """Out-of-fold raw scores of every LightGBM candidate and the logistic model, and each
+    candidate's refit rounds (its shared inner round count x `refit_rounds_factor`)."""
     k = max(2, min(s.inner_folds, int(y.sum()), int(len(y) - y.sum())))
     folds = list(StratifiedKFold(k, shuffle=True, random_state=s.seed + 1).split(x, y))
-    oof = {name: np.zeros(len(y)) for name in s.candidates}
+    oof: dict[str, np.ndarray] = {}
     rounds: dict[str, int] = {}
     for name, overrides in s.candidates.items():
         params = lgb_params(train_params, {**overrides, "num_threads": s.num_threads})
-        best = []
-        for a, b in folds:
-            booster = fit_booster(
-                x.iloc[a],
-                y[a],
-                x.iloc[b],
-                y[b],
-                params,
-                s.num_boost_round,
-                s.early_stopping_rounds,
-            )
-            oof[name][b] = booster.predict(
-                x.iloc[b], num_iteration=booster.best_iteration, raw_score=True
-            )
-            best.append(max(1, booster.best_iteration))
-        rounds[name] = max(1, math.ceil(float(np.mean(best)) * s.refit_rounds_factor))
+        oof[name], best = _candidate_oof(x, y, folds, params, s)
+        rounds[name] = max(1, math.ceil(best * s.refit_rounds_factor))
     lr_oof = np.zeros(len(y))
     for a, b in folds:
         part = Split(frame.iloc[a], frame.iloc[:0], frame.iloc[:0], (), (), ())
         model = fit_logreg(part, spec, s.logreg_c, s.logreg_max_levels)
         lr_oof[b] = logit(predict_logreg(model, frame.iloc[b], spec))
     return oof, rounds, lr_oof
+
+
+def choose_blend(
+    y: np.ndarray,
+    oof: dict[str, np.ndarray],
+    lr_oof: np.ndarray,
+    weights: tuple[float, ...],
+) -> tuple[str, float, dict[tuple[str, float], float]]:
+    """The (candidate, LightGBM weight) pair with the best out-of-fold AUC of the logit blend
+    `w * candidate + (1 - w) * logistic`, every pair judged on the same inner folds (ties: the
+    earlier candidate, then the larger weight). Returns it and every pair's AUC."""
+    scores = {
+        (name, w): _auc(y, w * z + (1 - w) * lr_oof) for name, z in oof.items() for w in weights
+    }
+    order = {name: i for i, name in enumerate(oof)}
+    name, w = max(scores, key=lambda k: (scores[k], -order[k[0]], k[1]))
+    return name, w, scores
 
 
 def fit_snapshot_model(
@@ -293,9 +338,8 @@ def fit_snapshot_model(
     x = to_model_frame(frame, spec)
     oof, rounds, lr_oof = _inner_oof(x, frame, y, spec, settings, train_params)
     aucs = {name: _auc(y, p) for name, p in oof.items()}
-    chosen = max(settings.candidates, key=lambda n: aucs[n])
-    blend = {w: _auc(y, w * oof[chosen] + (1 - w) * lr_oof) for w in settings.blend_weights}
-    weight = max(settings.blend_weights, key=lambda w: blend[w])
+    chosen, weight, blends = choose_blend(y, oof, lr_oof, settings.blend_weights)
+    blend = {w: blends[(chosen, w)] for w in settings.blend_weights}
     oof_p = _sigmoid(weight * oof[chosen] + (1 - weight) * lr_oof)
     calibrator, losses = choose_calibrator(
         oof_p, y, settings.calibration_methods, settings.calibration_folds, settings.seed

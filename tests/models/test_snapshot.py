@@ -11,7 +11,7 @@ from models.model import fit_feature_spec
 from models.settings import DataParams, LeakageParams, TrainParams
 from models.snapshot.cv import evaluate_folds
 from models.snapshot.job import read_table
-from models.snapshot.model import Scorecard, fit_snapshot_model
+from models.snapshot.model import Scorecard, _candidate_oof, choose_blend, fit_snapshot_model
 from models.snapshot.schema import (
     TRUE_TOKENS,
     ColumnPlan,
@@ -22,6 +22,7 @@ from models.snapshot.schema import (
 from models.training.baselines import fit_logreg, predict_logreg
 from models.training.calibration import logit
 from models.training.split import LABEL, Split
+from models.training.train import lgb_params
 
 
 def plan(frame: pd.DataFrame, column: str, **kw) -> ColumnPlan:
@@ -266,6 +267,69 @@ def test_fit_excludes_the_leak_and_scores_probabilities(table) -> None:
     assert contrib.shape == (len(x), len(model.spec.features) + 1)
     # contributions add up to the blend's log-odds (before calibration)
     np.testing.assert_allclose(contrib.sum(1), model.logit(x), atol=1e-6)
+
+
+def test_choice_is_the_best_candidate_and_weight_pair_judged_together() -> None:
+    """The blend can rescue a candidate that loses alone: pairs are judged jointly, not the best
+    candidate first and its weight after; ties go to the earlier candidate and larger weight."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * a + 1.5 * b)))).astype(int)
+    lr = b + rng.normal(0, 0.3, n)  # the logistic model sees b only
+    oof = {
+        "sees_a_and_some_b": a + 0.6 * b + rng.normal(0, 0.8, n),  # best alone, noisier
+        "sees_a_only": a + rng.normal(0, 0.3, n),  # complements the logistic model
+    }
+    weights = (1.0, 0.8, 0.6, 0.5, 0.4, 0.2, 0.0)
+    alone = {k: roc_auc_score(y, z) for k, z in oof.items()}
+    assert alone["sees_a_and_some_b"] > alone["sees_a_only"]
+    name, w, scores = choose_blend(y, oof, lr, weights)
+    assert (name, 0 < w < 1) == ("sees_a_only", True)
+    assert scores[(name, w)] == max(scores.values()) > max(alone.values())
+    assert len(scores) == len(oof) * len(weights)
+    # a constant logistic part: every w > 0 ranks alike; the tie goes to w = 1, first candidate
+    same = {"first": oof["sees_a_only"], "second": oof["sees_a_only"].copy()}
+    assert choose_blend(y, same, np.zeros(n), weights)[:2] == ("first", 1.0)
+
+
+def test_inner_folds_share_one_round_count_minimising_their_mean_validation_loss() -> None:
+    """Every inner fold is scored at the same round: the minimum of the folds' mean validation
+    log loss (as lgb.cv finds it), not each fold's own best round (its labels' choice)."""
+    rng = np.random.default_rng(1)
+    n = 800
+    x = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)})
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x["a"] - 0.5 * x["b"] ** 2)))).astype(int).to_numpy()
+    folds = [(np.flatnonzero(np.arange(n) % 3 != k), np.flatnonzero(np.arange(n) % 3 == k))
+             for k in range(3)]  # fmt: skip
+    s = DataParams(num_boost_round=150, early_stopping_rounds=200)  # full curves, no stop
+    params = lgb_params(TrainParams(), {"learning_rate": 0.1, "num_leaves": 15, "num_threads": 1})
+    oof, rounds = _candidate_oof(x, y, folds, params, s)
+    import lightgbm as lgb
+
+    curves = lgb.cv(params, lgb.Dataset(x, label=y), num_boost_round=150, folds=folds)
+    mean_curve = np.asarray(curves["valid binary_logloss-mean"])
+    assert rounds == int(np.argmin(mean_curve)) + 1 and 1 < rounds < 150
+    for a, b in folds:
+        booster = lgb.train(params, lgb.Dataset(x.iloc[a], label=y[a]), num_boost_round=rounds)
+        np.testing.assert_allclose(oof[b], booster.predict(x.iloc[b], raw_score=True), atol=1e-9)
+
+
+def test_cv_scores_the_peers_on_our_folds(table) -> None:
+    """Each peer (logistic regression, LightGBM and HistGradientBoosting defaults) is fitted on
+    each fold's training rows and scored on that fold's test rows, like ours."""
+    x, y = table
+    settings = DataParams(inner_folds=2, candidates={"small": DataParams().candidates["small"]})
+    result = evaluate_folds(x, y, settings, TrainParams(), LeakageParams(), cv=3)
+    assert set(result["peer_oof"]) == {"logreg", "lightgbm_defaults", "hgb_defaults"}
+    for fold, (_, te) in zip(result["folds"], result["splits"], strict=True):
+        assert fold["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y[te], result["oof"][te]))
+        for name, scores in result["peer_oof"].items():
+            assert fold["peer_roc_auc"][name] == pytest.approx(roc_auc_score(y[te], scores[te]))
+    for scores in result["peer_oof"].values():
+        assert not np.isnan(scores).any()  # every row scored once, as a test row
+    # the leak the guard excluded from ours is kept from the peers too (same input columns)
+    assert all(0.7 < f["peer_roc_auc"]["hgb_defaults"] < 0.95 for f in result["folds"])
 
 
 # ------------------------------------------------------------------ reading the file

@@ -114,6 +114,25 @@ def test_fit_prints_one_json_object_and_writes_every_output(workdir: Path) -> No
     assert summary["leakage_suspects"][0]["flagged_in_folds"] == "3/3"
     assert "account_status" not in summary["features"]
     assert {"TotalCharges", "SignupDate", "PaperlessBilling"} <= set(summary["features"])
+    # the peers beside ours, fold by fold on the same folds (fitted on each fold's training rows)
+    peers = summary["peers"]
+    assert set(peers["roc_auc_folds"]) == {"ours", "logreg", "lightgbm_defaults", "hgb_defaults"}
+    assert peers["roc_auc_folds"]["ours"] == summary["roc_auc_folds"]
+    for name, per_fold in peers["roc_auc_folds"].items():
+        assert len(per_fold) == 3 and peers["roc_auc"][name] == pytest.approx(np.mean(per_fold))
+        if name != "ours":
+            assert [f["peer_roc_auc"][name] for f in summary["folds"]] == pytest.approx(per_fold)
+    best = peers["best_peer"]
+    assert peers["roc_auc"][best] == max(v for k, v in peers["roc_auc"].items() if k != "ours")
+    assert peers["ours_minus_best"] == pytest.approx(summary["roc_auc"] - peers["roc_auc"][best])
+    lo, hi = peers["ours_minus_best_95ci"]
+    assert lo <= peers["ours_minus_best"] <= hi
+    assert summary["baselines"]["hgb_defaults_roc_auc"] == pytest.approx(
+        peers["roc_auc"]["hgb_defaults"]
+    )
+    assert summary["baselines"]["lightgbm_defaults_roc_auc"] == pytest.approx(
+        peers["roc_auc"]["lightgbm_defaults"]
+    )
 
     scores = pd.read_parquet(out / "scores.parquet")
     assert len(scores) == 600 and scores["id"].iloc[0] == "0000-ABCD"
@@ -130,6 +149,11 @@ def test_fit_prints_one_json_object_and_writes_every_output(workdir: Path) -> No
     run = client.get_run(summary["mlflow"]["run_id"])
     assert run.data.params["leakage_excluded"] == "account_status"
     assert len(client.get_metric_history(run.info.run_id, "fold_roc_auc")) == 3
+    hgb = client.get_metric_history(run.info.run_id, "fold_hgb_defaults_roc_auc")
+    assert [m.value for m in hgb] == pytest.approx(peers["roc_auc_folds"]["hgb_defaults"], abs=1e-6)
+    assert run.data.metrics["lightgbm_defaults_roc_auc"] == pytest.approx(
+        peers["roc_auc"]["lightgbm_defaults"]
+    )
     assert client.get_model_version("churn-snapshot-model", summary["mlflow"]["model_version"])
 
     import mlflow
