@@ -154,7 +154,9 @@ def _churn_definition(params: Params, cutoffs: list[str]) -> str:
     return (
         f"churn rate = share of the customers active at the test cutoff ({', '.join(cutoffs)}) "
         f"who churned {window} after it ({params.label.definition} definition): the label the "
-        "model predicts, counted over every test customer of the segment, not the SHAP sample"
+        "model predicts, counted over every test customer (of the segment), not the SHAP sample. "
+        "The Churn KPIs section shows a different figure on purpose: the average monthly churn "
+        "over the whole history"
     )
 
 

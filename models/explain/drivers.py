@@ -302,6 +302,7 @@ SEGMENT_COLUMNS = [
     "mean_pp",
     "overall_mean_pp",
     "difference_pp",
+    "difference_se",
     "overall_rank",
     "mean_abs_shap",
     "mean_shap",
@@ -327,9 +328,11 @@ def segment_drivers(
 ) -> tuple[pd.DataFrame, list[str]]:
     """For each level of each segment column: its `top_k` drivers by mean |pp| within the level
     (kind "driver"), and the `top_k` features that set it apart (kind "apart": the largest
-    |mean pp in the level - mean pp over every sampled customer|; these add up to the gap between
-    the level's mean predicted risk and everyone's, so they say why the level is riskier or
-    safer than average, where the drivers of every level are often the same).
+    |mean pp in the level - mean pp over every sampled customer|; these add up to about the gap
+    between the level's mean predicted risk and everyone's, so they say why the level is riskier
+    or safer than average, where the drivers of every level are often the same).
+    `difference_se` is the standard error of the level's mean pp (sampling noise): a difference
+    within two of them is not told apart from chance.
 
     `rows` are the sampled rows (same order as the SHAP values). `population` (every test row:
     segment columns, the label, optionally churn_probability and value_at_risk) gives the level's
@@ -391,6 +394,12 @@ def segment_drivers(
             }
             seg_abs = abs_pp[mask].mean(axis=0)
             seg_signed = pp[mask].mean(axis=0)
+            # sampling noise of the level's mean effect (its standard error)
+            seg_se = (
+                pp[mask].std(axis=0, ddof=1) / np.sqrt(mask.sum())
+                if mask.sum() > 1
+                else np.full(len(result.features), np.nan)
+            )
             seg_shap = result.values[mask]
             total = float(seg_abs.sum())
             difference = seg_signed - overall_pp
@@ -413,6 +422,7 @@ def segment_drivers(
                             "mean_pp": float(seg_signed[j]),
                             "overall_mean_pp": float(overall_pp[j]),
                             "difference_pp": float(difference[j]),
+                            "difference_se": float(seg_se[j]),
                             "overall_rank": overall_rank.get(feature),
                             "mean_abs_shap": float(np.abs(seg_shap[:, j]).mean()),
                             "mean_shap": float(seg_shap[:, j].mean()),
@@ -478,6 +488,19 @@ def value_at_risk(
         base_churn_rate=p.base_churn_rate,
     )
     return out.assign(clv=clv, value_at_risk=risk), summary
+
+
+def value_at_risk_added(
+    result: ShapResult, clv: np.ndarray | None, population_rows: int
+) -> pd.Series:
+    """Money at risk each feature adds, by feature: the sum over customers of CLV x the churn
+    probability it adds where it raises the risk (its positive effects in pp / 100), from the
+    sample scaled to the `population_rows` test customers. Empty (NaN) without CLV."""
+    if clv is None or len(result.values) == 0 or not np.isfinite(clv).any():
+        return pd.Series(np.nan, index=result.features, dtype=float)
+    raised = np.clip(result.pp(), 0.0, None) / 100.0
+    per_feature = np.nansum(raised * np.asarray(clv, dtype=float)[:, None], axis=0)
+    return pd.Series(per_feature * population_rows / len(result.values), index=result.features)
 
 
 NO_REASON = "(no feature raises the risk)"
@@ -656,7 +679,10 @@ def driver_tables(
         result, sample_risk, _sum_of(base, "value_at_risk"), len(base), catalog
     )
     by_reason = reasons.set_index("feature")
+    clv = rows["clv"].to_numpy(dtype=float) if "clv" in rows.columns else None
+    added = value_at_risk_added(result, clv, len(base))
     importance = importance.assign(
+        value_at_risk_added=importance["feature"].map(added),
         top_reason_customers=importance["feature"].map(by_reason["estimated_customers"]),
         top_reason_value_at_risk=importance["feature"].map(by_reason["value_at_risk"]),
     )

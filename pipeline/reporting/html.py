@@ -211,9 +211,8 @@ def _importance_section(c: ReportContent) -> str:
             ("mean_pp", "Net effect", "spp"),
             ("share", "Share of impact", "pct"),
             *(
-                [("top_reason_value_at_risk", "Money at risk where it is the top reason",
-                  "money")]
-                if money and "top_reason_value_at_risk" in c.importance.columns
+                [("value_at_risk_added", "Money at risk it adds", "money")]
+                if money and "value_at_risk_added" in c.importance.columns
                 else []
             ),
             ("direction", "Direction", "direction"),
@@ -229,8 +228,9 @@ def _importance_section(c: ReportContent) -> str:
         "<span class='up'>red</span> = customers with a higher value are at higher risk, "
         "<span class='down'>blue</span> = at lower risk. "
         + (
-            "Money at risk where it is the top reason: the value at risk of the customers whose "
-            "largest push towards churn comes from this attribute (section Money at risk). "
+            "<b>Money at risk it adds</b>: CLV × the churn probability the attribute adds, "
+            "summed over the customers whose risk it raises (estimated for every test customer "
+            "from the sample; section Money at risk groups customers by their top reason). "
             if money
             else ""
         )
@@ -314,10 +314,18 @@ def _apart_cell(frame: pd.DataFrame) -> str:
     items = "".join(
         f"<li>{_e(r['description'])} <small><code>{_e(r['feature'])}</code> "
         f"<span class='{'up' if r['difference_pp'] > 0 else 'down'}'>"
-        f"{_fmt(r['difference_pp'], 'spp')}</span> vs all</small></li>"
+        f"{_fmt(r['difference_pp'], 'spp')}</span> vs all{_noise(r)}</small></li>"
         for _, r in frame.iterrows()
     )
     return f"<td><ul style='margin:0;padding-left:16px'>{items}</ul></td>"
+
+
+def _noise(r: pd.Series) -> str:
+    """ " (within noise)" when the difference is under two standard errors of the level's mean."""
+    se = r.get("difference_se")
+    if _missing(se) or abs(float(r["difference_pp"])) >= 2 * float(se):
+        return ""
+    return " <i>(within sampling noise)</i>"
 
 
 def _segments_section(c: ReportContent) -> str:
@@ -334,7 +342,9 @@ def _segments_section(c: ReportContent) -> str:
         "customers, in pp; <b>#n overall</b> marks a driver whose rank differs from the whole "
         "base's) and what <b>sets it apart</b>: the attributes whose net effect in the level "
         "differs most from their net effect over every customer (they explain why the level's "
-        "risk is above or below the average). <code>segments.csv</code> has every figure.</p>"
+        "risk is above or below the average; <i>within sampling noise</i> marks a difference "
+        "smaller than two standard errors of the level's mean). <code>segments.csv</code> has "
+        "every figure.</p>"
     ]
     if c.segments.empty:
         parts.append("<p>No segment column could be analysed.</p>")
@@ -481,6 +491,9 @@ def experience_table(kpis: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+WIDE = " style='flex-basis:100%;max-width:100%'"  # small multiples: the page's full width
+
+
 def _kpis_section(c: ReportContent) -> str:
     if c.kpis is None:
         return f"<p>{_e(c.kpis_note)}</p>"
@@ -515,7 +528,8 @@ def _kpis_section(c: ReportContent) -> str:
         for m, v in sorted(cohorts.items(), key=lambda kv: _month_number(kv[0]))
     )
     images = "".join(
-        f"<figure>{_img(uri, title)}<figcaption>{_e(title)}</figcaption></figure>"
+        f"<figure{WIDE if title.lower().startswith('churn by') else ''}>{_img(uri, title)}"
+        f"<figcaption>{_e(title)}</figcaption></figure>"
         for title, uri in c.kpi_images
     )
     test_rate = c.header.get("test_churn_rate")
@@ -571,7 +585,10 @@ def leakage_section(suspects: Sequence[dict[str, Any]], dropped: dict[str, str])
 def _money_section(c: ReportContent) -> str:
     m = c.money
     if not m:
-        return "<p>Money at risk was not computed.</p>"
+        return (
+            "<p>Money at risk was not computed for this report (it needs the churn "
+            "probabilities and the monthly fee of every customer; see value.fee_column).</p>"
+        )
     if not m.get("available"):
         return f"<p>{_e(m.get('note'))}</p>"
     horizon = m.get("horizon_months")
@@ -640,10 +657,10 @@ def _money_section(c: ReportContent) -> str:
 
 
 GLOSSARY: tuple[tuple[str, str], ...] = (
-    ("Churn rate (in this report)", "The share of the customers active at the test cutoff "
-     "who churned within the label's horizon after it: the label the model learns and "
-     "predicts. The Churn KPIs section shows a different figure on purpose, the average monthly "
-     "churn over the whole history."),
+    ("Churn rate (in this report)", "The share of the customers who churned: the label the "
+     "model learns and predicts, over the rows it was tested on. The Churn KPIs section, when "
+     "there is one, shows a different figure on purpose: the average monthly churn over the "
+     "whole history."),
     ("SHAP value", "How much one attribute pushes one customer's predicted risk up or down, "
      "compared with an average customer (SHapley Additive exPlanations, exact for tree "
      "models). The pushes of all attributes add up to the customer's score on the model's "
@@ -669,12 +686,17 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
      "this base (the same for every customer, never from the customer's own risk)."),
     ("Value at risk (money at risk)", "Churn probability × CLV: the value expected to be lost "
      "if nothing is done. Summed over customers it is the money at risk of a segment or a top "
-     "reason."),
+     "reason; a driver's money at risk is CLV × the churn probability it adds, summed."),
 )  # fmt: skip
 
 
-def _glossary_section() -> str:
-    items = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in GLOSSARY)
+def _glossary_section(c: ReportContent) -> str:
+    definition = c.header.get("churn_definition")
+    entries = [
+        (term, f"{definition[0].upper()}{definition[1:]}." if definition and i == 0 else text)
+        for i, (term, text) in enumerate(GLOSSARY)
+    ]
+    items = "".join(f"<dt>{_e(term)}</dt><dd>{_e(text)}</dd>" for term, text in entries)
     return f"<dl class='glossary'>{items}</dl>"
 
 
@@ -695,7 +717,7 @@ def render_html(c: ReportContent) -> str:
         "segments": _segments_section(c),
         "touchpoints": _touchpoints_section(c),
         "alerts": _alerts_section(c),
-        GLOSSARY_SECTION[0]: _glossary_section(),
+        GLOSSARY_SECTION[0]: _glossary_section(c),
     }
     listed = [*SECTIONS, *((key, title) for key, title, _ in c.extra_sections), GLOSSARY_SECTION]
     bodies.update({key: body for key, _, body in c.extra_sections})

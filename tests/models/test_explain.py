@@ -356,6 +356,7 @@ def test_segments_that_share_their_drivers_still_show_what_sets_them_apart() -> 
     assert set(drivers["feature"]) == {"a"} and set(drivers["overall_rank"]) == {1}
     assert set(apart["feature"]) == {"b"}
     assert apart.loc["bronze", "difference_pp"] > 0 > apart.loc["gold", "difference_pp"]
+    assert (apart["difference_pp"].abs() > 2 * apart["difference_se"]).all()  # not noise
 
 
 def test_segment_churn_rates_and_levels_come_from_every_test_row() -> None:
@@ -415,6 +416,17 @@ def test_money_by_top_reason_adds_up_to_the_total() -> None:
     assert table["value_at_risk"].sum() == pytest.approx(1000.0)
     assert table["estimated_customers"].sum() == pytest.approx(8)
     assert table["feature"].iloc[0] == "b"  # largest money first
+
+
+def test_money_a_driver_adds_counts_only_the_risk_it_raises() -> None:
+    values = np.array([[1.0, -1.0], [0.5, 0.0]])
+    result = ex.ShapResult(values=values, base_value=-2.0, features=["a", "b"],
+                           data=pd.DataFrame({"a": [0, 1], "b": [0, 1]}))  # fmt: skip
+    added = ex.value_at_risk_added(result, np.array([100.0, 200.0]), population_rows=10)
+    pp = result.pp()
+    assert added["a"] == pytest.approx((pp[0, 0] * 100 + pp[1, 0] * 200) / 100 * 10 / 2)
+    assert added["b"] == 0.0  # b only lowers the risk
+    assert ex.value_at_risk_added(result, None, 10).isna().all()
 
 
 def test_touchpoint_features_take_the_longest_matching_name() -> None:
