@@ -23,6 +23,7 @@ from features.base.errors import require_inputs
 from features.base.io import atomic_directory
 from models import tracking
 from models.explain import drivers as ex
+from models.explain.money import value_at_risk
 from models.model import load_model
 from models.settings import MlflowParams
 from models.training.split import LABEL, TrainingDataError, rows_of_predictions
@@ -126,7 +127,7 @@ def _population(
     params: Params, predictions: pd.DataFrame, model: Any
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every test row (model-table columns, the label) with its churn probability, CLV, value at
-    risk and value tier; and the money summary (models/explain/drivers.value_at_risk)."""
+    risk and value tier; and the money summary (models/explain/money.value_at_risk)."""
     rows = rows_of_predictions(params.paths.features, predictions).assign(
         **{LABEL: predictions[LABEL].to_numpy()}
     )
@@ -135,7 +136,7 @@ def _population(
     else:
         probability = model.predict(rows)
     rows = with_value_tier(rows, probability, params.value)
-    rows, money = ex.value_at_risk(rows, probability, params.value)
+    rows, money = value_at_risk(rows, probability, params.value)
     return rows.set_axis(predictions.index), money
 
 

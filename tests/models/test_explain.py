@@ -389,18 +389,19 @@ def test_segment_churn_rates_and_levels_come_from_every_test_row() -> None:
 
 
 def test_value_at_risk_is_probability_times_clv_and_says_when_there_is_no_fee() -> None:
+    from models.explain.money import value_at_risk
     from models.settings import ValueParams
     from models.value import lifetime_months
 
     vp = ValueParams(fee_column="fee", margin_rate=0.5, base_churn_rate=0.05)
     rows = pd.DataFrame({"fee": [10.0, 20.0, np.nan]})
     p = np.array([0.1, 0.2, 0.3])
-    out, money = ex.value_at_risk(rows, p, vp)
+    out, money = value_at_risk(rows, p, vp)
     lifetime = lifetime_months(p, vp)
     np.testing.assert_allclose(out["clv"][:2], [5 * lifetime, 10 * lifetime])
     assert money["available"] and money["value_at_risk"] == pytest.approx(2.5 * lifetime)
     assert np.isnan(out["value_at_risk"].iloc[2]) and money["customers_with_fee"] == 2
-    out, money = ex.value_at_risk(rows.drop(columns="fee"), p, vp)
+    out, money = value_at_risk(rows.drop(columns="fee"), p, vp)
     assert not money["available"] and "'fee'" in money["note"] and "no money" in money["note"]
     assert out["value_at_risk"].isna().all()
 
