@@ -432,6 +432,9 @@ class MonitorParams(Section):
     alert_threshold: float = 0.25
     missing_change: float = 0.1  # absolute change in a feature's missing share: alert
     new_level_share: float = 0.05  # share of scored rows with a level never seen in training
+    # a feature's PSI must also exceed its sampling noise, chi2_{1-alpha}(bins - 1) x
+    # (1/n_train + 1/n_scored): few rows (or a rarely filled feature) do not raise false flags
+    noise_alpha: float = 0.001
     reference_max_rows: int = 200_000  # a seeded sample of the training rows beyond this
     seed: int = 42
     # realised performance (models/monitoring/performance.py)

@@ -181,6 +181,15 @@ def alert(params: ParamsOpt = Path("params.yaml"), as_of: AsOfOpt = None) -> Non
 
 
 @app.command()
+def monitor(params: ParamsOpt = Path("params.yaml")) -> None:
+    """Drift of the scoring table vs the training rows, realised performance of past scores;
+    report, page, MLflow metrics and alerts."""
+    from pipeline import monitor as stage
+
+    _run("monitor", lambda: stage.run(_params(params)))
+
+
+@app.command()
 def monthly(
     params: ParamsOpt = Path("params.yaml"),
     as_of: AsOfOpt = None,

@@ -22,6 +22,9 @@
    contact gain, best first; without any monthly fee (`value.fee_column` absent or empty) the
    value columns are empty and the list ranks every customer by churn probability, which
    score.json ("notes") and the log say.
+7. Score history (for `churn monitor`): a run writing the configured paths (not `--out`) also
+   keeps its scores, scoring table and summary in `monitor.history_dir/<as-of date>/`, swapped in
+   whole, and deletes the entries older than `monitor.history_retention_days` before the newest.
 
 Default as-of: the day after the latest timestamp in the data, so every record counts.
 Exit codes (pipeline/cli.py): 0 ok, 2 bad input (missing or damaged model, missing tables, feature
@@ -50,13 +53,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from features.base.errors import BadInputError, ResourceLimitError
-from features.base.io import atomic_path, exclusive_lock, write_json
+from features.base.io import atomic_directory, atomic_path, exclusive_lock, write_json
 from features.base.time import as_of_date, day_after, utc_midnight
 from features.build import scoring_spine, write_feature_table
 from features.catalog import FeatureInfo
 from features.tables import Tables, connect, load_tables, max_timestamp, timestamp_range
 from models import tracking
 from models.model import FeatureSpec, LoadedModel, load_model_uri
+from models.monitoring import history
 from models.scores_contract import SCORE_COLUMNS
 from models.scoring import (
     add_counts,
@@ -69,7 +73,7 @@ from models.scoring import (
     unseen_summary,
     unseen_window_counts,
 )
-from models.settings import ValueParams
+from models.settings import MonitorParams, ValueParams
 from models.value import VALUE_COLUMNS, priority_list
 from pipeline.config import Params
 
@@ -349,7 +353,30 @@ def run(
     targets = output_paths(params, Path(out) if out is not None else None, csv)
     scores_dir = targets["scores"].parent
     with exclusive_lock(scores_dir / ".score.lock", f"`churn score` writing to {scores_dir}"):
-        return _run_locked(params, as_of, model_uri, targets)
+        summary = _run_locked(params, as_of, model_uri, targets)
+        if out is None:  # the configured outputs: also kept by as-of date for `churn monitor`
+            keep_in_history(targets, params.monitor, pd.Timestamp(summary["as_of"]))
+        return summary
+
+
+def keep_in_history(targets: dict[str, Path], monitor: MonitorParams, as_of: pd.Timestamp) -> Path:
+    """Keep this run's scores, scoring table and summary in `monitor.history_dir/<as-of date>/`
+    (the directory swapped in whole: a killed copy leaves the previous entry), then delete the
+    entries older than `monitor.history_retention_days` before the newest one."""
+    target = Path(monitor.history_dir) / history.entry_name(as_of)
+    with atomic_directory(target) as staging:
+        for key, name in (
+            ("scores", history.SCORES),
+            ("features", history.FEATURES),
+            ("summary", history.SUMMARY),
+        ):
+            try:  # the published file is never written in place again (runs replace it)
+                os.link(targets[key], staging / name)
+            except OSError:
+                shutil.copyfile(targets[key], staging / name)
+    history.prune(monitor.history_dir, monitor.history_retention_days)
+    log.info("score history: %s", target)
+    return target
 
 
 def _run_locked(

@@ -13,6 +13,13 @@ moderate shift, > 0.25 a large one. Jensen–Shannon distance (base 2, in [0, 1]
 root of the JS divergence (scipy). Both are computed; `measure` chooses the one the thresholds
 apply to. Neither depends on the sample size the way a test's p-value does, which is why they are
 used here: with a hundred thousand rows every feature "differs significantly".
+
+The opposite problem, few rows (a small business, or a feature filled in for a few customers
+only), makes the distance itself noisy: with n_ref and n_cur rows in k bins, PSI of two samples of
+one distribution is about chi2(k - 1) x (1/n_ref + 1/n_cur). A feature is therefore flagged by
+the measure only when its PSI is also above that noise at `noise_alpha` (the chi-square quantile
+1 - noise_alpha): a drift must be large and not a sampling accident. With many rows the noise
+term vanishes and the threshold alone decides.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import jensenshannon
+from scipy.stats import chi2
 
 from features.base.errors import BadInputError
 
@@ -44,6 +52,7 @@ class DriftThresholds:
     alert: float = 0.25
     missing_change: float = 0.1
     new_level_share: float = 0.05
+    noise_alpha: float = 0.001  # PSI must exceed its sampling noise at this level
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -52,6 +61,14 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     c = np.clip(np.asarray(current, dtype=float), EPS, None)
     r, c = r / r.sum(), c / c.sum()
     return float(np.sum((c - r) * np.log(c / r)))
+
+
+def psi_noise(bins: int, n_reference: int, n_current: int, alpha: float = 0.001) -> float:
+    """The PSI two samples of one distribution exceed with probability `alpha` (chi-square
+    approximation): chi2_{1-alpha}(bins - 1) x (1/n_reference + 1/n_current)."""
+    if bins < 2 or n_reference == 0 or n_current == 0:
+        return float("inf")
+    return float(chi2.ppf(1 - alpha, bins - 1) * (1 / n_reference + 1 / n_current))
 
 
 def js_distance(reference: np.ndarray, current: np.ndarray) -> float:
@@ -162,10 +179,17 @@ def column_drift(
         c = pd.to_numeric(current, errors="coerce")
         out["mean_reference"] = float(r.mean()) if r.notna().any() else None
         out["mean_current"] = float(c.mean()) if c.notna().any() else None
+    filled_ref = int(reference.notna().sum())
+    filled_cur = int(current.notna().sum())
+    occupied = int(((ref_share > 0) | (cur_share > 0)).sum())
+    noise = psi_noise(occupied, filled_ref, filled_cur, t.noise_alpha)
+    out["psi_noise"] = noise if np.isfinite(noise) else None
     value = out[t.measure]
     reasons = []
     status = "ok"
-    if value >= t.alert:
+    if out["psi"] <= noise:
+        pass  # within the sampling noise of the rows at hand: not flagged by the measure
+    elif value >= t.alert:
         status = "alert"
         reasons.append(f"{t.measure} {value:.3f} >= {t.alert}")
     elif value >= t.warn:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chi2
 from sklearn.metrics import roc_auc_score
 
 from features.base.errors import BadInputError
@@ -23,6 +24,7 @@ from models.monitoring.drift import (
     js_distance,
     numeric_bins,
     psi,
+    psi_noise,
     summarise,
 )
 from models.monitoring.performance import (
@@ -111,6 +113,18 @@ def test_the_measure_and_thresholds_decide_the_status() -> None:
     assert column_drift("x", ref, cur, thresholds=strict)["status"] == "alert"
     js = column_drift("x", ref, cur, thresholds=DriftThresholds("jensen_shannon", 0.5, 0.9))
     assert js["drift"] == js["jensen_shannon"] and js["status"] == "ok"
+
+
+def test_a_small_sample_of_the_same_distribution_is_within_the_noise() -> None:
+    rng = np.random.default_rng(4)
+    ref = pd.Series(rng.gamma(2.0, 3.0, 5000))
+    cur = pd.Series(rng.gamma(2.0, 3.0, 40))  # few rows: PSI is large by chance
+    out = column_drift("sparse", ref, cur)
+    assert out["psi"] > 0.1  # above the warn threshold ...
+    assert out["psi"] <= out["psi_noise"] and out["status"] == "ok"  # ... but only noise
+    assert psi_noise(10, 5000, 40) == pytest.approx(chi2.ppf(0.999, 9) * (1 / 5000 + 1 / 40))
+    shifted = column_drift("sparse", ref, pd.Series(rng.gamma(2.0, 9.0, 40)))
+    assert shifted["status"] == "alert"  # a large shift stands out even on 40 rows
 
 
 def test_distribution_puts_missing_values_in_their_own_bin_and_sums_to_one() -> None:
