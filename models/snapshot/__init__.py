@@ -10,13 +10,20 @@ into one, so hundreds of levels cannot be memorised) and LightGBM's `min_data_pe
 `cat_smooth` guards.
 
 The model (`fit_snapshot_model`), fitted on training rows only: the leakage guard; LightGBM
-candidates (small to large trees) compared by inner K-fold out-of-fold AUC with early stopping
-on each inner validation fold; the chosen one refitted on all training rows for the inner folds'
-mean best iteration (x `refit_rounds_factor`, as it sees more rows); a logit-space blend with the
-logistic-regression baseline whose weight is chosen on the same out-of-fold predictions
-(weight 1 = LightGBM alone); the calibrator chosen and fitted on the out-of-fold blend. No
-setting depends on the dataset: small noisy tables pick small trees and some logistic weight,
-tables with sharp interactions pick larger trees.
+candidates (small to large trees, and one with HistGradientBoosting's default settings) scored
+by inner K-fold out-of-fold predictions, each candidate at ONE round count shared by the inner
+folds (the minimum of their mean validation log loss, as `lgb.cv`: scoring each fold at its own
+early-stopping round would let that fold's labels choose its predictions and flatter fast,
+large candidates on noisy tables); every (candidate, weight) pair of the logit-space blend with
+the logistic-regression baseline judged by its out-of-fold AUC on the same folds (weight 1 =
+LightGBM alone); the chosen candidate refitted on all training rows for its shared round count
+(x `refit_rounds_factor`, as it sees more rows); the calibrator chosen and fitted on the
+out-of-fold blend. No setting depends on the dataset: small noisy tables pick small trees and
+some logistic weight, tables with sharp interactions pick larger trees.
+
+`cv.evaluate_folds` also fits the peers on each outer fold's training rows and scores them on
+the same test rows: logistic regression, LightGBM and HistGradientBoosting with their default
+settings (`summary.json` → `peers`; `bench/snapshot_peers.py` prints them side by side).
 
 Modules: `schema` (inference, parsers, the target), `model` (the scorecard, the model, its fit,
 the MLflow pyfunc), `cv` (K-fold evaluation), `job` (the table job: read, fit, score, summary).

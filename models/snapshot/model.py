@@ -258,6 +258,9 @@ def _candidate_oof(
             num_boost_round=s.num_boost_round,
             valid_sets=[dvalid],
             valid_names=["valid"],
+            # keep every round: a finished booster is cut at its own best round, and the
+            # shared round count may lie beyond it
+            keep_training_booster=True,
             callbacks=[
                 lgb.early_stopping(s.early_stopping_rounds, verbose=False),
                 lgb.record_evaluation(record),

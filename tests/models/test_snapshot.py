@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -305,14 +306,25 @@ def test_inner_folds_share_one_round_count_minimising_their_mean_validation_loss
     s = DataParams(num_boost_round=150, early_stopping_rounds=200)  # full curves, no stop
     params = lgb_params(TrainParams(), {"learning_rate": 0.1, "num_leaves": 15, "num_threads": 1})
     oof, rounds = _candidate_oof(x, y, folds, params, s)
-    import lightgbm as lgb
-
-    curves = lgb.cv(params, lgb.Dataset(x, label=y), num_boost_round=150, folds=folds)
-    mean_curve = np.asarray(curves["valid binary_logloss-mean"])
-    assert rounds == int(np.argmin(mean_curve)) + 1 and 1 < rounds < 150
-    for a, b in folds:
-        booster = lgb.train(params, lgb.Dataset(x.iloc[a], label=y[a]), num_boost_round=rounds)
-        np.testing.assert_allclose(oof[b], booster.predict(x.iloc[b], raw_score=True), atol=1e-9)
+    curves, own_best, boosters = [], [], []
+    for a, b in folds:  # each fold's full validation curve, trained independently here
+        record: dict = {}
+        booster = lgb.train(
+            params,
+            lgb.Dataset(x.iloc[a], label=y[a]),
+            num_boost_round=150,
+            valid_sets=[lgb.Dataset(x.iloc[b], label=y[b])],
+            valid_names=["valid"],
+            callbacks=[lgb.record_evaluation(record)],
+        )
+        curves.append(record["valid"]["binary_logloss"])
+        own_best.append(int(np.argmin(curves[-1])) + 1)
+        boosters.append(booster)
+    assert rounds == int(np.argmin(np.mean(curves, axis=0))) + 1 and 1 < rounds < 150
+    assert any(r != rounds for r in own_best)  # the folds' own best rounds differ: not used
+    for booster, (_, b) in zip(boosters, folds, strict=True):
+        expected = booster.predict(x.iloc[b], num_iteration=rounds, raw_score=True)
+        np.testing.assert_allclose(oof[b], expected, atol=1e-9)
 
 
 def test_cv_scores_the_peers_on_our_folds(table) -> None:

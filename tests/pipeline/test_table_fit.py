@@ -116,12 +116,14 @@ def test_fit_prints_one_json_object_and_writes_every_output(workdir: Path) -> No
     assert {"TotalCharges", "SignupDate", "PaperlessBilling"} <= set(summary["features"])
     # the peers beside ours, fold by fold on the same folds (fitted on each fold's training rows)
     peers = summary["peers"]
+    written = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert written["peers"] == peers
     assert set(peers["roc_auc_folds"]) == {"ours", "logreg", "lightgbm_defaults", "hgb_defaults"}
     assert peers["roc_auc_folds"]["ours"] == summary["roc_auc_folds"]
     for name, per_fold in peers["roc_auc_folds"].items():
         assert len(per_fold) == 3 and peers["roc_auc"][name] == pytest.approx(np.mean(per_fold))
-        if name != "ours":
-            assert [f["peer_roc_auc"][name] for f in summary["folds"]] == pytest.approx(per_fold)
+        if name != "ours":  # summary.json's folds (the printed summary leaves them out)
+            assert [f["peer_roc_auc"][name] for f in written["folds"]] == pytest.approx(per_fold)
     best = peers["best_peer"]
     assert peers["roc_auc"][best] == max(v for k, v in peers["roc_auc"].items() if k != "ours")
     assert peers["ours_minus_best"] == pytest.approx(summary["roc_auc"] - peers["roc_auc"][best])
