@@ -8,7 +8,9 @@ data/processed/test_predictions.parquet; churned = no purchase in [cutoff, cutof
 recomputed here from the raw purchase log and checked against the pipeline's label. On those rows,
 side by side, the out-of-time ROC AUC and PR AUC (churn = positive, average precision) of:
 
-  ours         the pipeline's test predictions (p_model)
+  ours         the pipeline's test predictions (p_model); the LightGBM settings it kept on the
+               validation cutoff (train.candidates) are in the note
+  ours' logreg the pipeline's own logistic-regression baseline (p_logreg), for reference
   BG/NBD       fitted (maximum likelihood, weeks) on every customer's purchase days before the
                test cutoff; scores: minus the expected purchases in the next 90 days (what issue
                13 reported), and P(no purchase in the next 90 days)
@@ -113,6 +115,16 @@ def rfm_rows(
     return pd.concat(frames, ignore_index=True), pd.concat(labels, ignore_index=True)
 
 
+def chosen_settings(meta_path: Path) -> str:
+    """`; LightGBM <candidate> (valid log loss per candidate)` from the model's metadata."""
+    if not meta_path.exists():
+        return ""
+    info = json.loads(meta_path.read_text()).get("info", {})
+    tried = info.get("candidates") or {}
+    losses = ", ".join(f"{k} {v['valid_log_loss']:.5f}" for k, v in tried.items())
+    return f"; LightGBM {info.get('candidate', 'base')} (valid log loss: {losses})" if tried else ""
+
+
 def scores(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {
         "roc_auc": float(roc_auc_score(y, score)),
@@ -141,6 +153,7 @@ def main() -> int:
         "--predictions", type=Path, default=Path("data/processed/test_predictions.parquet")
     )
     ap.add_argument("--train-report", type=Path, default=Path("reports/train.json"))
+    ap.add_argument("--meta", type=Path, default=Path("artifacts/model/artifacts/model_meta.json"))
     ap.add_argument("--horizon-days", type=int, default=90)
     ap.add_argument("--unit-days", type=float, default=7.0, help="BG/NBD time unit")
     ap.add_argument("--bootstrap", type=int, default=200)
@@ -171,7 +184,12 @@ def main() -> int:
     assert all(c < test_cutoff for c in ours_train + observed)
 
     ranked: dict[str, np.ndarray] = {"ours": preds["p_model"].to_numpy()}
-    notes: dict[str, str] = {"ours": f"pipeline test predictions ({args.predictions})"}
+    notes: dict[str, str] = {
+        "ours": f"pipeline test predictions ({args.predictions}){chosen_settings(here / args.meta)}"
+    }
+    if "p_logreg" in preds.columns:  # the pipeline's own baseline, fitted on ours' cutoffs
+        ranked["ours' logreg baseline"] = preds["p_logreg"].to_numpy()
+        notes["ours' logreg baseline"] = "train's logistic regression on ours' features"
 
     # BG/NBD on the history before the test cutoff (no labels, nothing after the cutoff)
     hist = purchase_history(days.rename(columns={"day": "ts"}), test_cutoff, args.unit_days)

@@ -48,6 +48,24 @@ class BaselineParams(Section):
     logreg_max_levels: int = 20  # one-hot: keep at most this many frequent levels per column
 
 
+# LightGBM keys of TrainParams a `train.candidates` entry may change
+LGB_CANDIDATE_KEYS: frozenset[str] = frozenset(
+    {
+        "learning_rate",
+        "num_leaves",
+        "max_depth",
+        "min_data_in_leaf",
+        "feature_fraction",
+        "bagging_fraction",
+        "bagging_freq",
+        "lambda_l2",
+        "min_data_per_group",
+        "cat_smooth",
+        "cat_l2",
+    }
+)
+
+
 @dataclass(frozen=True)
 class TrainParams(Section):
     """LightGBM, calibration, tuning and the baselines of `churn train`."""
@@ -80,9 +98,27 @@ class TrainParams(Section):
     # after the choices on the validation cutoff, refit the model and the baselines on the
     # training + validation cutoffs (rounds: best_iteration x rows(train+valid) / rows(train))
     refit: bool = True
+    # LightGBM settings tried besides the ones above ("base"): name -> the keys to change. Each
+    # is early-stopped on the validation cutoff; the lowest validation log loss is kept (none:
+    # train's own settings, as before; configs/cdnow.yaml sets two)
+    candidates: dict[str, dict[str, int | float]] = field(default_factory=dict)
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     tuning: TuningParams = field(default_factory=TuningParams)
     baselines: BaselineParams = field(default_factory=BaselineParams)
+
+    def validate(self) -> None:
+        for name, overrides in self.candidates.items():
+            if name in ("base", "tuned"):
+                raise ParamsError(
+                    f"train.candidates.{name}: the name is reserved (base: train's own settings,"
+                    " tuned: Optuna's best); rename the candidate."
+                )
+            unknown = sorted(set(overrides) - LGB_CANDIDATE_KEYS)
+            if unknown:
+                raise ParamsError(
+                    f"train.candidates.{name}: unknown key(s) {unknown}; allowed: "
+                    f"{sorted(LGB_CANDIDATE_KEYS)}. Fix the spelling in params.yaml."
+                )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
-"""LightGBM churn model: features fixed on TRAIN, early stopping and calibration on VALID, then
-(train.refit, default) the registered model refit on TRAIN + VALID with the choices made on VALID.
+"""LightGBM churn model: features fixed on TRAIN, early stopping, the LightGBM settings and
+calibration chosen on VALID, then (train.refit, default) the registered model refit on TRAIN +
+VALID with the choices made on VALID.
+
+Settings (`choose_candidate`): the train section's own ("base"), each of `train.candidates`
+(a few keys changed, e.g. fewer leaves with more rows per leaf) and, with `train.tuning.trials`,
+Optuna's best ("tuned") are each early-stopped on the validation cutoff; the lowest validation
+log loss is kept. The test cutoff takes no part in the choice.
 
 Refit rule (`refit_model`): the choices made on the validation cutoff are kept (the tuned
 LightGBM parameters, the calibration method AND its fitted map) and the booster is trained again
@@ -134,6 +140,46 @@ def tune(
     return dict(study.best_params), summary
 
 
+def choose_candidate(
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    p: Any,
+    candidates: dict[str, dict[str, Any]],
+) -> tuple[str, lgb.Booster, dict[str, dict[str, Any]]]:
+    """Fit every candidate (overrides of the train settings) early-stopped on the validation
+    rows; keep the lowest validation log loss (ties: the first). Name, booster, what each did."""
+    best: tuple[float, str, lgb.Booster] | None = None
+    tried: dict[str, dict[str, Any]] = {}
+    for name, overrides in candidates.items():
+        booster = fit_booster(
+            x_train,
+            y_train,
+            x_valid,
+            y_valid,
+            lgb_params(p, overrides),
+            p.num_boost_round,
+            p.early_stopping_rounds,
+        )
+        loss = float(booster.best_score["valid"]["binary_logloss"])
+        tried[name] = {
+            "overrides": dict(overrides),
+            "valid_log_loss": loss,
+            "best_iteration": int(booster.best_iteration),
+        }
+        if best is None or loss < best[0]:
+            best = (loss, name, booster)
+    assert best is not None, "no LightGBM candidate"
+    if len(tried) > 1:
+        log.info(
+            "LightGBM candidates (valid log loss): %s; kept %s",
+            {k: round(v["valid_log_loss"], 5) for k, v in tried.items()},
+            best[1],
+        )
+    return best[1], best[2], tried
+
+
 def cutoff_list(cutoffs: Any) -> list[str]:
     """Cutoffs as sorted ISO strings (reports: which cutoffs a model saw)."""
     return sorted({pd.Timestamp(c).isoformat() for c in cutoffs})
@@ -203,14 +249,12 @@ def train_model(split: Split, p: Any, source: str = "model table") -> ChurnModel
     x_train, x_valid = to_model_frame(split.train, spec), to_model_frame(split.valid, spec)
     y_train = split.train[LABEL].to_numpy()
     y_valid = split.valid[LABEL].to_numpy()
-    overrides: dict[str, Any] = {}
+    candidates: dict[str, dict[str, Any]] = {"base": {}, **p.candidates}
     tuning: dict[str, Any] = {"trials": 0}
     if p.tuning.trials > 0:
-        overrides, tuning = tune(x_train, y_train, x_valid, y_valid, p)
-    params = lgb_params(p, overrides)
-    booster = fit_booster(
-        x_train, y_train, x_valid, y_valid, params, p.num_boost_round, p.early_stopping_rounds
-    )
+        candidates["tuned"], tuning = tune(x_train, y_train, x_valid, y_valid, p)
+    chosen, booster, tried = choose_candidate(x_train, y_train, x_valid, y_valid, p, candidates)
+    params = lgb_params(p, candidates[chosen])
     p_valid_raw = booster.predict(x_valid, num_iteration=booster.best_iteration)
     calibrator, losses = choose_calibrator(
         p_valid_raw, y_valid, p.calibration.methods, p.calibration.folds, p.seed
@@ -225,6 +269,8 @@ def train_model(split: Split, p: Any, source: str = "model table") -> ChurnModel
     info = {
         "best_iteration": int(booster.best_iteration),
         "lgb_params": params,
+        "candidate": chosen,
+        "candidates": tried,
         "tuning": tuning,
         "calibration_method": calibrator.method,
         "calibration_cv_log_loss": losses,

@@ -8,7 +8,9 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import log_loss
 
+from features.base.params import ParamsError
 from models.model import OTHER, fit_feature_spec, to_model_frame
 from models.settings import TrainParams, TuningParams
 from models.training.split import split_by_cutoff
@@ -27,8 +29,13 @@ def test_same_seed_gives_identical_predictions(model_table: pd.DataFrame) -> Non
 
 def test_test_period_rows_never_touch_training(model_table: pd.DataFrame) -> None:
     """Scrambling every test-cutoff row (labels and features) changes nothing that was learned,
-    including the tuned parameters, the early-stopping point and the calibrator."""
-    params = dataclasses.replace(FAST, tuning=TuningParams(trials=3))
+    including the tuned parameters, the kept LightGBM candidate, the early-stopping point and the
+    calibrator."""
+    params = dataclasses.replace(
+        FAST,
+        tuning=TuningParams(trials=3),
+        candidates={"regularised": {"num_leaves": 7, "min_data_in_leaf": 50}},
+    )
     latest = model_table["cutoff"].max()
     scrambled = model_table.copy()
     in_test = scrambled["cutoff"] == latest
@@ -42,6 +49,9 @@ def test_test_period_rows_never_touch_training(model_table: pd.DataFrame) -> Non
     valid = split_by_cutoff(model_table).valid
     np.testing.assert_array_equal(a.predict(valid), b.predict(valid))
     assert a.info["tuning"] == b.info["tuning"]
+    assert a.info["candidates"] == b.info["candidates"]  # base, the default candidates, tuned
+    assert set(a.info["candidates"]) == {"base", "regularised", "tuned"}
+    assert a.info["candidate"] == b.info["candidate"]
     assert a.info["best_iteration"] == b.info["best_iteration"]
     assert a.calibrator.to_dict() == b.calibrator.to_dict()
 
@@ -79,3 +89,46 @@ def test_predictions_are_calibrated_on_average(model_table: pd.DataFrame) -> Non
     p = model.predict(split.test)
     assert ((p > 0) & (p < 1)).all()
     assert abs(p.mean() - split.test["churned"].mean()) < 0.05
+
+
+def test_the_candidate_with_the_lowest_validation_log_loss_is_kept(
+    model_table: pd.DataFrame,
+) -> None:
+    """A candidate that can barely learn (tiny learning rate, 20 rounds) loses to the others;
+    the kept one is the argmin of the validation log losses and its booster is the one used."""
+    params = dataclasses.replace(
+        FAST,
+        candidates={
+            "stalled": {"learning_rate": 1e-5},
+            "stumps": {"num_leaves": 2, "min_data_in_leaf": 50},
+        },
+    )
+    split = split_by_cutoff(model_table)
+    model = train_model(split, params)
+    tried = model.info["candidates"]
+    assert set(tried) == {"base", "stalled", "stumps"}
+    losses = {name: t["valid_log_loss"] for name, t in tried.items()}
+    assert model.info["candidate"] == min(losses, key=losses.__getitem__)
+    assert model.info["candidate"] != "stalled"
+    assert losses["stalled"] > min(losses.values()) + 0.01
+    chosen = tried[model.info["candidate"]]
+    for key, value in chosen["overrides"].items():
+        assert model.info["lgb_params"][key] == value
+    assert model.info["best_iteration"] == chosen["best_iteration"]
+    raw = model.predict_raw(split.valid)
+    assert log_loss(split.valid["churned"], raw) == pytest.approx(chosen["valid_log_loss"])
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [
+        ({"small": {"num_leafs": 7}}, "num_leafs"),
+        ({"base": {"num_leaves": 7}}, "reserved"),
+        ({"tuned": {"num_leaves": 7}}, "reserved"),
+    ],
+)
+def test_bad_candidate_is_refused_naming_it(
+    candidates: dict[str, dict[str, float]], message: str
+) -> None:
+    with pytest.raises(ParamsError, match=message):
+        TrainParams(candidates=candidates)
