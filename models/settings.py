@@ -332,6 +332,20 @@ def _default_candidates() -> dict[str, dict[str, int | float]]:
             "cat_smooth": 5.0,
             "cat_l2": 1.0,
         },
+        # HistGradientBoosting's defaults in LightGBM terms (no row or column sampling)
+        "hgb_like": {
+            "learning_rate": 0.1,
+            "num_leaves": 31,
+            "min_data_in_leaf": 20,
+            "lambda_l2": 0.0,
+            "max_bin": 255,
+            "feature_fraction": 1.0,
+            "bagging_fraction": 1.0,
+            "bagging_freq": 0,
+            "min_data_per_group": 100,
+            "cat_smooth": 10.0,
+            "cat_l2": 10.0,
+        },
     }
 
 
@@ -380,7 +394,7 @@ class DataParams(Section):
     id_unique_share: float = 0.99  # unique share of non-missing values to call a column an id
     free_text_min_levels: int = 100  # text with more levels than this and > half the rows
     free_text_unique_share: float = 0.5
-    # model: candidates compared by inner-CV out-of-fold AUC inside each training fold
+    # model: (candidate, blend weight) pairs compared by inner-CV out-of-fold AUC in each fold
     candidates: dict[str, dict[str, int | float]] = field(default_factory=_default_candidates)
     inner_folds: int = 4
     num_boost_round: int = 5000
