@@ -147,6 +147,33 @@ def _read_features(path: Path, names: list[str]) -> pd.DataFrame:
     return pq.read_table(path, columns=[c for c in names if c in present]).to_pandas()
 
 
+def entry_drift(
+    entry: history.HistoryEntry,
+    reference: pd.DataFrame,
+    reference_p: np.ndarray,
+    names: list[str],
+    m: MonitorParams,
+) -> dict[str, Any]:
+    """The drift summary of one history entry against the current model's training rows, over
+    the features the entry has (an entry scored by an older model may lack some: listed)."""
+    out: dict[str, Any] = {"as_of": entry.as_of.date().isoformat()}
+    if not entry.features.exists():
+        return {**out, "skipped": f"{entry.features} not found"}
+    features = _read_features(entry.features, names)
+    common = [n for n in names if n in features.columns]
+    table, prediction = drift_of_table(
+        reference, reference_p, features, _probabilities(entry, entry.scores), common, m
+    )
+    return {
+        **out,
+        **summarise(table),
+        "features_missing": [n for n in names if n not in features.columns],
+        "prediction_drift": prediction["drift"],
+        "prediction_status": prediction["status"],
+        "drift": dict(zip(table["feature"], table["drift"], strict=True)),
+    }
+
+
 def realised_by_as_of(params: Params, entries: list[history.HistoryEntry]) -> list[dict[str, Any]]:
     """Per history entry: its realised figures once matured, else when it matures."""
     m, label = params.monitor, params.label
@@ -384,25 +411,7 @@ def _run_locked(params: Params) -> dict[str, Any]:
         "features": table.to_dict("records"),
     }
     entries = history.entries(m.history_dir)
-    by_as_of = []
-    for entry in entries:
-        entry_table, entry_prediction = drift_of_table(
-            reference,
-            reference_p,
-            _read_features(entry.features, names),
-            _probabilities(entry, Path(paths.scores)),
-            names,
-            m,
-        )
-        by_as_of.append(
-            {
-                "as_of": entry.as_of.date().isoformat(),
-                **summarise(entry_table),
-                "prediction_drift": entry_prediction["drift"],
-                "prediction_status": entry_prediction["status"],
-                "drift": dict(zip(entry_table["feature"], entry_table["drift"], strict=True)),
-            }
-        )
+    by_as_of = [entry_drift(entry, reference, reference_p, names, m) for entry in entries]
     realised = realised_by_as_of(params, entries)
     alerts = build_alerts(current, realised, m)
     deliveries = deliver_alerts(params, alerts)

@@ -146,7 +146,9 @@ def _history_section(by_as_of: list[dict[str, Any]]) -> str:
     head = "<tr><th>As of</th><th>Flagged</th><th>Alert</th><th>Max drift</th>"
     head += "<th>Prediction drift</th><th>Flagged features</th></tr>"
     rows = "".join(
-        f"<tr><td>{_e(r['as_of'])}</td><td class='num'>{len(r['flagged'])}</td>"
+        f"<tr><td>{_e(r['as_of'])}</td><td colspan='5'>{_e(r['skipped'])}</td></tr>"
+        if "skipped" in r
+        else f"<tr><td>{_e(r['as_of'])}</td><td class='num'>{len(r['flagged'])}</td>"
         f"<td class='num'>{r['alert']}</td><td class='num'>{_num(r['max_drift'])}</td>"
         f"<td class='num'>{_num(r['prediction_drift'])}</td>"
         f"<td><code>{_e(', '.join(r['flagged'][:12]))}</code></td></tr>"

@@ -333,3 +333,31 @@ def test_the_monitoring_page_passes_the_headless_browser_check(
     assert report["current"]["features"][0]["feature"] in Path(
         "reports/monitor/index.html"
     ).read_text(encoding="utf-8")
+
+
+def test_a_history_entry_of_an_older_model_is_compared_on_the_features_it_has(
+    tmp_path: Path,
+) -> None:
+    """No trained project needed: an entry lacking a feature (scored by a model without it) or
+    its scoring table is summarised, not an error."""
+    from models.monitoring import history
+    from models.settings import MonitorParams
+    from pipeline.monitor import entry_drift
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    entry_dir = tmp_path / "2025-06-01"
+    entry_dir.mkdir()
+    pd.DataFrame({"customer_id": ["x"] * 500, "a": rng.normal(2.0, 1.0, 500)}).to_parquet(
+        entry_dir / history.FEATURES
+    )
+    pd.DataFrame({"churn_probability": rng.uniform(size=500)}).to_parquet(
+        entry_dir / "scores.parquet"
+    )
+    (entry,) = history.entries(tmp_path)
+    out = entry_drift(entry, reference, rng.uniform(size=2000), ["a", "b"], MonitorParams())
+    assert out["features_missing"] == ["b"] and out["flagged"] == ["a"]
+    assert out["as_of"] == "2025-06-01" and out["prediction_status"] == "ok"
+    (entry_dir / history.FEATURES).unlink()
+    skipped = entry_drift(entry, reference, rng.uniform(size=2000), ["a", "b"], MonitorParams())
+    assert "not found" in skipped["skipped"]
