@@ -21,7 +21,6 @@ from typing import Any
 import ibis
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from features.base.errors import BadInputError
 from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
@@ -368,9 +367,11 @@ def score_frame(
     model = loaded.model
     x = model.model_frame(frame)
     contrib = contributions(model.booster, x)
-    # The contributions add up to the raw margin (bias included): the model's prediction without
-    # a second pass over the trees (tested equal to `ChurnModel.predict` on the training rows).
-    probability = model.calibrator.predict(expit(contrib.sum(axis=1)))
+    # The probability is the booster's own prediction, bit for bit what evaluate and the monitor's
+    # realised check see: the contributions add up to the same margin only to ~1e-15, and that
+    # is enough to split a calibration tie (realised AUC off evaluate's by 6e-6 on the default
+    # data). A second pass over the trees, cheap next to TreeSHAP.
+    probability = model.calibrator.predict(model.booster.predict(x))
     features = list(model.booster.feature_name())
     groups = {name: info.group for name, info in catalog.items()}
     out = pd.DataFrame(
