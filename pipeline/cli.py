@@ -198,18 +198,21 @@ def monthly(
         typer.Option(help="instead of score.model: models:/name@alias or a model directory"),
     ] = None,
 ) -> None:
-    """The monthly scoring job on new data: ingest, score with the champion, alert. No simulator
-    and no retraining (`dvc repro` does those); stops at the first stage that fails."""
+    """The monthly scoring job on new data: ingest, score with the champion, monitor (drift and
+    the realised performance of past scores), alert. No simulator and no retraining (`dvc repro`
+    does those); stops at the first stage that fails."""
     from pipeline import alert as alert_stage
     from pipeline import ingest as ingest_stage
+    from pipeline import monitor as monitor_stage
     from pipeline import score as score_stage
 
     settings = _run("monthly", lambda: _params(params))
     day = as_of_date(as_of) if as_of else None
     _run("ingest", lambda: ingest_stage.run(settings))
     _run("score", lambda: score_stage.run(settings, day, model_uri=model))
+    _run("monitor", lambda: monitor_stage.run(settings))
     _run("alert", lambda: alert_stage.run(settings, day))
-    log.info("monthly job done: scores, priority list and alerts written")
+    log.info("monthly job done: scores, monitoring report, priority list and alerts written")
 
 
 @app.command("alert-backtest")

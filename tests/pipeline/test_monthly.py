@@ -1,5 +1,5 @@
-"""`churn monthly`: the scoring job on new data (ingest, score, alert) with no simulator and no
-retraining, through the CLI on a small trained project."""
+"""`churn monthly`: the scoring job on new data (ingest, score, monitor, alert) with no
+simulator and no retraining, through the CLI on a small trained project."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def test_monthly_job_ingests_scores_and_alerts_without_retraining(
     summary = json.loads((project / "reports/score.json").read_text(encoding="utf-8"))
     assert len(scores) == summary["customers"] > 0
     assert (project / "reports/priority.csv").exists()
+    # the monitor looked at this run's scores before anyone acts on them
+    monitored = json.loads((project / "reports/monitor.json").read_text(encoding="utf-8"))
+    assert monitored["current"]["as_of"] == pd.Timestamp(summary["as_of"]).date().isoformat()
     # the alerts read the scores of the same run, and the model was not retrained
     assert set(alerts["as_of"]) <= {scores["as_of"].iloc[0]}
     assert (project / "artifacts/model/artifacts/booster.txt").read_bytes() == model_before
