@@ -108,7 +108,9 @@ def fit_feature_spec(
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
             spec.dropped[col] = "timestamp column (not a feature)"
         elif s.nunique(dropna=False) <= 1:
-            spec.dropped[col] = f"constant in training rows (value {s.iloc[0]!r})"
+            value = s.iloc[0] if len(s) else None
+            shown = "always missing" if value is None or pd.isna(value) else f"value {value}"
+            spec.dropped[col] = f"constant in training rows ({shown})"
         elif _is_categorical(s):
             counts = s.dropna().astype(str).value_counts()
             if len(counts) > 0.5 * len(s) and len(counts) > 100:

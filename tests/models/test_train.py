@@ -81,6 +81,9 @@ def test_constant_feature_is_dropped_with_a_warning(
     assert "always_one" not in spec.features and "all_missing" not in spec.features
     assert "always_one" in spec.dropped and "constant" in spec.dropped["always_one"]
     assert "always_one" in caplog.text
+    # readable reasons (they reach train.json and the driver report), never a repr
+    assert spec.dropped["always_one"] == "constant in training rows (value 1)"
+    assert spec.dropped["all_missing"] == "constant in training rows (always missing)"
 
 
 def test_predictions_are_calibrated_on_average(model_table: pd.DataFrame) -> None:
