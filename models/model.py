@@ -79,7 +79,9 @@ class FeatureSpec:
         )
 
 
-def _is_categorical(series: pd.Series) -> bool:
+def is_categorical(series: pd.Series) -> bool:
+    """Text, categorical or object columns: levels (the spec's categoricals, the monitor's
+    level-by-level drift); everything else is numeric."""
     return bool(
         isinstance(series.dtype, pd.CategoricalDtype)
         or pd.api.types.is_string_dtype(series.dtype)
@@ -111,7 +113,7 @@ def fit_feature_spec(
             value = s.iloc[0] if len(s) else None
             shown = "always missing" if value is None or pd.isna(value) else f"value {value}"
             spec.dropped[col] = f"constant in training rows ({shown})"
-        elif _is_categorical(s):
+        elif is_categorical(s):
             counts = s.dropna().astype(str).value_counts()
             if len(counts) > 0.5 * len(s) and len(counts) > 100:
                 spec.dropped[col] = f"identifier-like ({len(counts)} distinct values)"

@@ -34,6 +34,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2
 
 from features.base.errors import BadInputError
+from models.model import is_categorical
 
 EPS = 1e-4
 MISSING = "(missing)"
@@ -125,15 +126,6 @@ def categorical_bins(
         [str(v) for v in levels],
         _shares(ref.reindex(levels, fill_value=0).to_numpy(dtype=float)),
         _shares(cur.reindex(levels, fill_value=0).to_numpy(dtype=float)),
-    )
-
-
-def is_categorical(series: pd.Series) -> bool:
-    """Text, categorical or object columns are compared by level; everything else by value."""
-    return bool(
-        isinstance(series.dtype, pd.CategoricalDtype)
-        or pd.api.types.is_string_dtype(series.dtype)
-        or pd.api.types.is_object_dtype(series.dtype)
     )
 
 
