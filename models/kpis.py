@@ -307,7 +307,7 @@ def monthly_churn(
     months = list(bounds[:-1])
     if spec.label.definition == "inactivity":
         months = matured_months(tables, bounds, spec.label)
-        cm = cm.filter(cm.month.isin([pa.scalar(m, TS).as_py() for m in months]))
+        cm = cm.filter(cm.month.isin(months))
     rows = _materialise(con, cm.join(segs, "customer_id"), "customer_months")
     data = _by_segment(
         con,
