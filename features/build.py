@@ -27,6 +27,7 @@ from features.families.engagement import (
 )
 from features.families.experience import experience_families, experience_features
 from features.families.profile import profile_families, profile_features
+from features.families.purchases import purchase_families, purchase_features
 from features.families.service import service_families, service_features
 from features.families.text import has_feedback_text, text_families, text_features
 from features.labels import population
@@ -43,6 +44,7 @@ def families() -> list[Family]:
     """Every feature family, in the column order of the feature table."""
     return [
         engagement_features,
+        purchase_features,
         economic_features,
         experience_features,
         service_features,
@@ -55,6 +57,7 @@ def _family_rules() -> list[Decisions]:
     """Each family module's rule: which of its families the data has inputs for, and why."""
     return [
         engagement_families,
+        purchase_families,
         economic_families,
         experience_families,
         service_families,

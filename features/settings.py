@@ -100,6 +100,9 @@ class FeaturizeParams(Section):
     csat_low_threshold: int = 5
     # behavioural event types: counts, value sums, active days, trend, days since last
     event_types: tuple[str, ...] = ("login", "feature_use")
+    # purchase-like event types: the customer's own rhythm over all history (orders per year,
+    # mean gap, recency over gap, recency share, value per order): features/families/purchases.py
+    rhythm_event_types: tuple[str, ...] = ()
     # money-related event types: counts (and value sums) per window, days since last
     economic_event_types: tuple[str, ...] = (
         "purchase",

@@ -49,6 +49,7 @@ def all_event_types(cfg: FeaturizeParams) -> tuple[str, ...]:
     """Every event type any family reads, in a stable order."""
     names = [
         *cfg.event_types,
+        *cfg.rhythm_event_types,
         *cfg.economic_event_types,
         *cfg.fee_event_types,
         cfg.plan_change_event_type,

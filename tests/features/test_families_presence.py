@@ -154,7 +154,8 @@ def test_the_decisions_name_each_skipped_family_and_why(empty_tables):
 def test_the_default_shape_builds_every_family_with_the_same_columns(con, tables):
     facts = data_facts(tables, CFG)
     decisions = family_decisions(facts, CFG)
-    assert [d.name for d in decisions if not d.built] == []
+    # the purchase rhythm is opt-in (featurize.rhythm_event_types, empty by default)
+    assert [d.name for d in decisions if not d.built] == ["engagement.rhythm"]
     fs = build_features(tables, spine_of(SPINE), CFG)
     names = names_of(fs)
     assert {"days_to_next_renewal", "current_monthly_fee", "monthly_fee_change_90d"} <= set(names)
@@ -174,7 +175,7 @@ def test_the_simulated_business_builds_every_family():
     tables = to_tables({name: raw[name] for name in TABLE_NAMES})
     cfg = FeaturizeParams()
     decisions = family_decisions(data_facts(tables, cfg), cfg)
-    assert [d.name for d in decisions if not d.built] == []
+    assert [d.name for d in decisions if not d.built] == ["engagement.rhythm"]  # opt-in
     first = raw["customers"]["customer_id"][0].as_py()
     names = names_of(build_features(tables, spine_of([(first, "2024-10-01")]), cfg))
     assert {"days_to_next_renewal", "current_monthly_fee", "monthly_fee_change_pct_90d"} <= set(
