@@ -4,6 +4,7 @@ delivery (params.yaml sections `paths`, `simulate`, `alert`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from features.base.params import ParamsError, Section
 
@@ -64,6 +65,9 @@ class SimulateParams(Section):
     SECTION = "simulate"
 
     enabled: bool = True  # false on real data: the stage only writes a note into paths.raw
+    # realistic: latent customer states behind noisy tables (pipeline/simulator/latent.py);
+    # simple: 11 planted drivers read 1:1 off the tables (fast tests)
+    world: Literal["realistic", "simple"] = "realistic"
     seed: int = 42
     customers: int = 20_000
     start_date: str = "2024-01-01"  # first day of a month

@@ -4,6 +4,7 @@ writes every chunk and `simulation.json` (row counts, realised driver lifts) ato
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from features.base.io import atomic_directory, write_json
 from pipeline.settings import SimulateParams
 from pipeline.simulator.calendar import Calendar, build_calendar
+from pipeline.simulator.latent import CONTRIB_NAMES, LatentChunkSimulator
 from pipeline.simulator.month import NEVER_CLOSED, NO_CHURN, ChunkSimulator
 from pipeline.simulator.texts import TEXTS, WARNING_WORDS
 from pipeline.simulator.world import (
@@ -33,6 +35,7 @@ from pipeline.simulator.world import (
     EVENT_FEATURES,
     EVENT_TYPES,
     LANGUAGES,
+    LATENT_DRIVERS,
     LIFE_EVENT_PROBABILITY,
     LIST_FEE,
     METRICS,
@@ -40,6 +43,11 @@ from pipeline.simulator.world import (
     PLANS,
     PRICE_SENSITIVITY,
     PRIORITIES,
+    REALISTIC_BASELINE_HAZARD,
+    REALISTIC_LIFE_EVENT_PROBABILITY,
+    REGIME_RAMP_MONTHS,
+    REGIME_SHIFT_COUNTRY,
+    REGIME_SHIFT_DATE,
     SEGMENTS,
     SIT,
     TICKET_CATEGORIES,
@@ -122,6 +130,33 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 TABLES = tuple(SCHEMAS)
+
+
+def truth_schema(world: str) -> pa.Schema:
+    """The truth table's schema: the simple world's planted drivers (`SCHEMAS["truth"]`, no
+    metadata) or the realistic world's latent drivers, with metadata `world` and
+    `proxy_feature_groups` (latent driver -> feature-name patterns, read by the truth check)."""
+    if world == "simple":
+        return SCHEMAS["truth"]
+    simple = SCHEMAS["truth"]
+    fields = [f for f in simple if not f.name.startswith("contrib_")]
+    at = [f.name for f in fields].index("prob_dissatisfaction")
+    contrib = [pa.field(f"contrib_{name}", pa.float64()) for name in CONTRIB_NAMES]
+    groups = {d.name: list(d.proxy_group) for d in LATENT_DRIVERS}
+    metadata = {"world": world, "proxy_feature_groups": json.dumps(groups)}
+    return pa.schema(fields[:at] + contrib + fields[at:], metadata=metadata)
+
+
+def _world_chunk(world: str) -> type[ChunkSimulator]:
+    if world not in WORLD_CHUNKS:
+        raise ValueError(f"simulate.world must be one of {sorted(WORLD_CHUNKS)}, found {world!r}")
+    return WORLD_CHUNKS[world]
+
+
+WORLD_CHUNKS: dict[str, type[ChunkSimulator]] = {
+    "realistic": LatentChunkSimulator,
+    "simple": ChunkSimulator,
+}
 
 
 # ----------------------------------------------------------------------------- a chunk as arrow
@@ -245,7 +280,10 @@ def _chunk_tables(chunk: ChunkSimulator) -> dict[str, pa.Table]:
             return np.zeros((0, width)) if width else np.zeros(0)
         return np.concatenate(tr[name])[order]
 
-    h, contrib, prob = col("h", 3), col("contrib", len(DRIVERS)), col("prob", 3)
+    world = getattr(chunk, "world", "simple")
+    names = CONTRIB_NAMES if world != "simple" else ("baseline",) + tuple(d.name for d in DRIVERS)
+    width = len(names) if world != "simple" else len(DRIVERS)
+    h, contrib, prob = col("h", 3), col("contrib", width), col("prob", 3)
     columns: dict[str, pa.Array] = {
         "customer_id": ids.take(cust[order]),
         "month_start": _ts(cal.bounds[month[order]]),
@@ -254,16 +292,17 @@ def _chunk_tables(chunk: ChunkSimulator) -> dict[str, pa.Table]:
         "hazard_dissatisfaction": pa.array(h[:, DIS]),
         "hazard_economic": pa.array(h[:, ECO]),
         "hazard_situational": pa.array(h[:, SIT]),
-        "contrib_baseline": pa.array(np.full(len(order), BASELINE_HAZARD)),
     }
-    for j, driver in enumerate(DRIVERS):
-        columns[f"contrib_{driver.name}"] = pa.array(contrib[:, j])
+    if world == "simple":
+        contrib = np.column_stack([np.full(len(order), BASELINE_HAZARD), contrib])
+    for j, name in enumerate(names):
+        columns[f"contrib_{name}"] = pa.array(contrib[:, j])
     columns["prob_dissatisfaction"] = pa.array(prob[:, DIS])
     columns["prob_economic"] = pa.array(prob[:, ECO])
     columns["prob_situational"] = pa.array(prob[:, SIT])
     columns["dominant_churn_type"] = _codes(np.argmax(prob, axis=1), CHURN_TYPES)
     columns["true_churn_type"] = _codes(col("churn_type").astype(np.int64), CHURN_TYPES)
-    out["truth"] = table("truth", columns)
+    out["truth"] = pa.Table.from_arrays(list(columns.values()), schema=truth_schema(world))
     return out
 
 
@@ -271,15 +310,20 @@ def _chunk_tables(chunk: ChunkSimulator) -> dict[str, pa.Table]:
 class _Summary:
     """Row counts and realised driver lifts, accumulated over chunks."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: str) -> None:
+        self.world = world
         self.rows = dict.fromkeys(TABLES, 0)
         self.customer_months = 0
         self.churned = 0
         self.true_probability_sum = 0.0
         self.by_type = dict.fromkeys(CHURN_TYPES, 0)
-        j = len(DRIVERS)
+        self.names = (
+            [d.name for d in DRIVERS] if world == "simple" else [d.name for d in LATENT_DRIVERS]
+        )
+        j = len(self.names)
         self.pos, self.pos_churn = np.zeros(j), np.zeros(j)
         self.contrib_sum = np.zeros(j)
+        self.contrib_abs_sum = np.zeros(j)
 
     def add(self, tables: dict[str, pa.Table]) -> None:
         for name, t in tables.items():
@@ -292,24 +336,28 @@ class _Summary:
         kinds = truth["true_churn_type"].to_numpy(zero_copy_only=False)
         for name in CHURN_TYPES:
             self.by_type[name] += int(np.sum(kinds == name))
-        for j, driver in enumerate(DRIVERS):
-            c = truth[f"contrib_{driver.name}"].to_numpy()
+        for j, name in enumerate(self.names):
+            c = truth[f"contrib_{name}"].to_numpy()
             self.pos[j] += np.sum(c > 0)
             self.pos_churn[j] += np.sum(churned & (c > 0))
             self.contrib_sum[j] += c.sum()
+            self.contrib_abs_sum[j] += np.abs(c).sum()
 
     def drivers(self) -> list[dict[str, Any]]:
         n = max(self.customer_months, 1)
         mean_contrib = self.contrib_sum / n
+        if self.world != "simple":  # frailty's contribution is signed: rank by mean |contrib|
+            mean_contrib = self.contrib_abs_sum / n
         rank = np.argsort(np.argsort(-mean_contrib, kind="stable"), kind="stable") + 1
         out = []
-        for j, driver in enumerate(DRIVERS):
+        for j in range(len(self.names)):
             neg = n - self.pos[j]
             rate_pos = self.pos_churn[j] / self.pos[j] if self.pos[j] else None
             rate_neg = (self.churned - self.pos_churn[j]) / neg if neg else None
             lift = rate_pos / rate_neg if rate_pos is not None and rate_neg else None
-            out.append(
-                {
+            if self.world == "simple":
+                driver = DRIVERS[j]
+                entry: dict[str, Any] = {
                     "name": driver.name,
                     "contrib_column": f"contrib_{driver.name}",
                     "churn_type": driver.churn_type,
@@ -324,7 +372,19 @@ class _Summary:
                     "realised_monthly_churn_rate_without": _round(rate_neg),
                     "realised_lift": _round(lift),
                 }
-            )
+            else:
+                latent = LATENT_DRIVERS[j]
+                entry = {
+                    "name": latent.name,
+                    "contrib_column": f"contrib_{latent.name}",
+                    "churn_type": latent.churn_type,
+                    "latent_state": latent.state,
+                    "observed_through": latent.observed_through,
+                    "proxy_group": list(latent.proxy_group),
+                    "strength_mean_abs_contrib": round(float(mean_contrib[j]), 6),
+                    "strength_rank": int(rank[j]),
+                }
+            out.append(entry)
         return out
 
 
@@ -341,18 +401,21 @@ def simulate(params: SimulateParams, horizon_days: int, out_dir: Path | str) -> 
     cal = build_calendar(params.start_date, params.end_date)
     n_chunks = math.ceil(params.customers / params.chunk_size)
     seeds = np.random.SeedSequence(params.seed).spawn(n_chunks)
+    world = getattr(params, "world", "simple")
+    _world_chunk(world)
     writers: dict[str, pq.ParquetWriter] = {}
-    summary = _Summary()
+    summary = _Summary(world)
     with atomic_directory(out_dir) as staging:
         try:
             for name in TABLES:
-                writers[name] = pq.ParquetWriter(staging / f"{name}.parquet", SCHEMAS[name])
+                schema = truth_schema(world) if name == "truth" else SCHEMAS[name]
+                writers[name] = pq.ParquetWriter(staging / f"{name}.parquet", schema)
             for i, seed in enumerate(seeds):
                 began = time.perf_counter()
                 first = i * params.chunk_size
                 n = min(params.chunk_size, params.customers - first)
                 tables = simulate_chunk(
-                    first + 1, n, seed, cal, horizon_days, params.existing_fraction
+                    first + 1, n, seed, cal, horizon_days, params.existing_fraction, world
                 )
                 for name, t in tables.items():
                     writers[name].write_table(t)
@@ -385,9 +448,10 @@ def simulate_chunk(
     cal: Calendar,
     horizon_days: int,
     existing_fraction: float = 0.5,
+    world: str = "simple",
 ) -> dict[str, pa.Table]:
     """Simulate customers first_id .. first_id + n - 1 with their own seed; return their tables."""
-    chunk = ChunkSimulator(first_id, n, seed, cal, horizon_days, existing_fraction)
+    chunk = _world_chunk(world)(first_id, n, seed, cal, horizon_days, existing_fraction)
     chunk.run()
     return _chunk_tables(chunk)
 
@@ -399,8 +463,9 @@ def _describe(
     settings = dataclasses.asdict(params)
     months = max(summary.customer_months, 1)
     drivers = summary.drivers()
-    return {
+    common = {
         "generator": "pipeline.simulate",
+        "world": summary.world,
         "params": settings,
         "horizon_days": horizon_days,
         "warmup_start": str(np.datetime64(int(cal.bounds[0]), "us").astype("datetime64[D]")),
@@ -411,6 +476,11 @@ def _describe(
             "mean_true_probability": round(summary.true_probability_sum / months, 6),
             "churns_by_type": summary.by_type,
         },
+    }
+    if summary.world != "simple":
+        return {**common, **_describe_realistic(drivers)}
+    return {
+        **common,
         "hazard": {
             "formula": (
                 "h_k = sum_{j of type k} coefficient_j * x_j(m) (+ baseline for situational); "
@@ -429,6 +499,45 @@ def _describe(
             seg: {plan: float(PRICE_SENSITIVITY[s, p]) for p, plan in enumerate(PLANS)}
             for s, seg in enumerate(SEGMENTS)
         },
+        "warning_words": {lang: list(words) for lang, words in WARNING_WORDS.items()},
+        "noise_columns": list(NOISE_COLUMNS),
+        "windows": "[date - window_days, date), timestamps UTC",
+    }
+
+
+def _describe_realistic(drivers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The realistic world's part of simulation.json: hazard, latent drivers, regime shift and
+    the proxy feature groups the truth check ranks."""
+    ranked = sorted(drivers, key=lambda d: d["strength_rank"])
+    return {
+        "hazard": {
+            "formula": (
+                "H = frailty * (baseline(tenure) + sum_j term_j(latent states)); "
+                "p_month = 1 - (1 - life_event_probability) * exp(-H); "
+                "contrib_frailty = (frailty - 1) * (baseline + sum_j term_j)"
+            ),
+            "unit": "monthly hazard",
+            "baseline": REALISTIC_BASELINE_HAZARD,
+            "life_event_probability": REALISTIC_LIFE_EVENT_PROBABILITY,
+            "truth_horizon": "state frozen at month_start for horizons past the month end",
+            "details": "pipeline/simulator/latent.py (module docstring)",
+        },
+        "drivers": drivers,
+        "strongest_drivers": [d["name"] for d in ranked[:3]],
+        "strongest_observable_drivers": [d["name"] for d in ranked if d["proxy_group"]][:3],
+        "regime_shift": {
+            "what": "a competitor (Rivalix) enters one country",
+            "country": REGIME_SHIFT_COUNTRY,
+            "date": REGIME_SHIFT_DATE,
+            "ramp_months": REGIME_RAMP_MONTHS,
+            "driver": "competitor",
+        },
+        "proxy_feature_groups": {d["name"]: d["proxy_group"] for d in drivers},
+        "proxy_note": (
+            "each latent driver is seen only through the feature group of fnmatch patterns; "
+            "frailty has none (unobserved); the truth check ranks groups by mean |SHAP| summed "
+            "within the group, every feature in no group counting as a group of its own"
+        ),
         "warning_words": {lang: list(words) for lang, words in WARNING_WORDS.items()},
         "noise_columns": list(NOISE_COLUMNS),
         "windows": "[date - window_days, date), timestamps UTC",

@@ -188,3 +188,132 @@ DRIVERS: tuple[Driver, ...] = (
 DRIVER_INDEX = {d.name: i for i, d in enumerate(DRIVERS)}
 DRIVER_TYPE = np.array([CHURN_TYPES.index(d.churn_type) for d in DRIVERS])
 DRIVER_COEF = np.array([d.coefficient for d in DRIVERS])
+
+
+# ============================================================================= realistic world
+# Latent customer states drive churn; the tables only show noisy, biased traces of them
+# (pipeline/simulator/latent.py). The simple world above is kept unchanged (`simulate.world`).
+WORLDS = ("realistic", "simple")
+
+# the regime shift: a competitor (Rivalix) enters one country from a known date
+REGIME_SHIFT_DATE = "2025-04-01"
+REGIME_SHIFT_COUNTRY = "KR"
+REGIME_RAMP_MONTHS = 3  # its pull grows linearly to full strength over these months
+
+# the hazard: H = frailty * (baseline(tenure) + sum of the latent drivers' terms)
+REALISTIC_BASELINE_HAZARD = 0.010  # monthly, after the first months
+NEW_CUSTOMER_EXTRA = 1.5  # baseline x (1 + this x exp(-tenure months / 3))
+REALISTIC_LIFE_EVENT_PROBABILITY = 0.003
+SATISFACTION_HAZARD = 0.09  # x g_sat: logistic in lagged satisfaction, saturating at both ends
+SATISFACTION_MIDPOINT = 5.5  # latent satisfaction (0-10) where g_sat = 0.5
+SATISFACTION_SCALE = 0.9
+NEED_HAZARD = 0.06  # x g_need: logistic in the (latent, log-scale) need for the product
+NEED_MIDPOINT = -1.0
+NEED_SCALE = 0.5
+PRICE_HAZARD = 0.10  # x sensitivity x price pressure (annual renewal window, recent increase)
+INTERACTION_HAZARD = 0.08  # x g_sat x sensitivity: the unhappy AND price-sensitive leave at once
+STRESS_HAZARD = 0.08  # x (1 - exp(-2 stress)) / (1 - exp(-2)): saturating
+COMPETITOR_HAZARD = 0.05  # x (0.3 + sensitivity) x ramp, in the regime country after its date
+FRAILTY_SHAPE = 2.0  # frailty ~ Gamma(shape, 1/shape): mean 1, never observed
+
+
+@dataclass(frozen=True)
+class LatentDriver:
+    """A latent churn driver of the realistic world and the feature group that proxies it."""
+
+    name: str
+    churn_type: str
+    state: str  # the latent state and how it enters the hazard
+    observed_through: str  # its noisy traces in the tables
+    proxy_group: tuple[str, ...]  # feature-name patterns (fnmatch) of its proxy group
+
+
+LATENT_DRIVERS: tuple[LatentDriver, ...] = (
+    LatentDriver(
+        "satisfaction",
+        "dissatisfaction",
+        "satisfaction s (0-10, AR(1) around a customer mean, incidents and bad tickets lower it); "
+        f"hazard {SATISFACTION_HAZARD} x logistic((midpoint - mean of s this and last month) / "
+        "scale), plus half of the satisfaction x price-sensitivity interaction",
+        "survey scores (answered by a biased minority, pulled to mid-scale by disengaged "
+        "customers), ticket counts, escalations and ratings, complaint texts",
+        (
+            "csat_*",
+            "nps_*",
+            "ces_*",
+            "survey_*",
+            "ticket_*",
+            "tickets_*",
+            "days_since_last_ticket",
+            "text_speed_*",
+            "text_service_*",
+            "text_cancel_*",
+            "text_mentions_*",
+            "text_feedback_*",
+        ),
+    ),
+    LatentDriver(
+        "need",
+        "situational",
+        "need for the product n (log scale; AR(1), a quarter of customers drift slowly down); "
+        f"hazard {NEED_HAZARD} x logistic((midpoint - n) / scale)",
+        "logins, minutes, feature use and purchases (with seasonality and noise)",
+        (
+            "login*",
+            "logins*",
+            "feature_use*",
+            "feature_uses*",
+            "days_since_last_login",
+            "days_since_last_feature_use",
+            "purchase*",
+            "purchases*",
+            "days_since_last_purchase",
+        ),
+    ),
+    LatentDriver(
+        "price_sensitivity",
+        "economic",
+        "price sensitivity (0-1, static) x price pressure (the annual renewal month and the one "
+        "before it; a price increase in the last 90 days); hazard "
+        f"{PRICE_HAZARD} x sensitivity x pressure, plus half of the interaction",
+        "discount requests and billing questions near renewal, price texts, fee changes, plan",
+        (
+            "monthly_fee*",
+            "current_monthly_fee",
+            "plan",
+            "plan_changes_*",
+            "days_since_last_plan_change",
+            "discount_requests_*",
+            "days_since_last_discount_request",
+            "text_price_*",
+            "days_to_next_renewal",
+        ),
+    ),
+    LatentDriver(
+        "financial_stress",
+        "economic",
+        "financial stress f (0-1, AR(1) with shocks); hazard "
+        f"{STRESS_HAZARD} x (1 - exp(-2 f)) / (1 - exp(-2))",
+        "payment failures, payments, downgrades",
+        ("payment*", "payments*", "days_since_last_payment*"),
+    ),
+    LatentDriver(
+        "competitor",
+        "economic",
+        f"regime shift: Rivalix enters {REGIME_SHIFT_COUNTRY} on {REGIME_SHIFT_DATE}; hazard "
+        f"{COMPETITOR_HAZARD} x (0.3 + sensitivity) x ramp over {REGIME_RAMP_MONTHS} months",
+        "country, competitor mentions in texts",
+        ("country", "text_competitor_*"),
+    ),
+    LatentDriver(
+        "frailty",
+        "situational",
+        f"frailty ~ Gamma({FRAILTY_SHAPE}, 1/{FRAILTY_SHAPE}) multiplies the whole hazard; "
+        "contribution = (frailty - 1) x (baseline + the other terms)",
+        "nothing: no table reveals it",
+        (),
+    ),
+)
+LATENT_INDEX = {d.name: i for i, d in enumerate(LATENT_DRIVERS)}
+# survey warning comments (texts.COMMENT_TEXTS, same order in every language) by subject
+COMMENT_WARNING_KIND = {"service": 0, "price": 1, "competitor": 2, "cancel": 3}

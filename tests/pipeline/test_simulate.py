@@ -1,4 +1,5 @@
-"""The simulator: determinism, the input contract, observable planted drivers, exact truth."""
+"""The simple world (`simulate.world: simple`): determinism, the input contract, observable
+planted drivers, exact truth. The realistic world's tests are in test_world_realistic.py."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def _params_file(tmp: Path, **simulate: object) -> Path:
 def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1,500 simulated customers in 3 chunks (exercises chunk seeds and writers)."""
     tmp = tmp_path_factory.mktemp("sim")
-    params = _params_file(tmp, seed=7, customers=1500, chunk_size=500)
+    params = _params_file(tmp, world="simple", seed=7, customers=1500, chunk_size=500)
     assert churn("simulate", "--params", params, "--out-dir", tmp / "raw") == 0
     return tmp / "raw"
 
@@ -79,7 +80,7 @@ def meta(raw: Path) -> dict:
 
 
 def _run(tmp: Path, name: str, seed: int) -> Path:
-    params = SimulateParams(seed=seed, customers=300, chunk_size=128)
+    params = SimulateParams(world="simple", seed=seed, customers=300, chunk_size=128)
     tables.simulate(params, HORIZON, tmp / name)
     return tmp / name
 
