@@ -2,9 +2,8 @@
 
 Everything else is derived from `CONTRACTS`:
 
-- `source_schema`: a pandera (Ibis backend) schema for a raw source table, validated lazily
-  before any row is written; its failures are fatal (missing column, column that mostly does
-  not parse, zero rows).
+- `fatal_checks_sql`: one DuckDB aggregate for the fatal checks of a raw source table, run before
+  any row is written (missing column, column that mostly does not parse, zero rows).
 - `output_schema`: a pandera (Ibis backend) schema for a normalised table in data/interim/.
 - `parse_sql` / `row_reason_sql`: the DuckDB expressions that normalise each column and name the
   reason a row is quarantined, in precedence order (the first matching reason wins).
@@ -23,13 +22,12 @@ Decisions (see also features/validation.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import ibis
-import ibis.expr.datatypes as dt
-import pandera.ibis as pa
+if TYPE_CHECKING:
+    import pandera.ibis as pa
 
 Kind = Literal["id", "timestamp", "category", "text", "float", "bool"]
 
@@ -150,14 +148,6 @@ KIND_SQL_TYPE: dict[str, str] = {
     "float": "DOUBLE",
     "bool": "BOOLEAN",
 }
-KIND_IBIS_TYPE: dict[str, dt.DataType] = {
-    "id": dt.String(),
-    "timestamp": dt.Timestamp(timezone="UTC", scale=6),
-    "category": dt.String(),
-    "text": dt.String(),
-    "float": dt.Float64(),
-    "bool": dt.Boolean(),
-}
 
 _STRING_TYPES = ("VARCHAR", "JSON")
 _NUMERIC_PREFIXES = (
@@ -224,10 +214,23 @@ def parse_sql(
     return "CAST(NULL AS TIMESTAMPTZ)"
 
 
-def parses_sql(raw: str, parsed: str) -> str:
+# DuckDB types whose text is never blank: for them "missing" is just NULL (no cast to text,
+# which for timestamps and doubles is the most expensive part of the row checks)
+_NEVER_BLANK_PREFIXES = (*_NUMERIC_PREFIXES, "TIMESTAMP", "DATE", "TIME", "BOOLEAN", "UUID")
+
+
+def missing_sql(raw: str, raw_type: str | None = None) -> str:
+    """DuckDB predicate: the raw value (of DuckDB type `raw_type`, if known) is null or blank."""
+    if raw_type is not None and raw_type.upper().startswith(_NEVER_BLANK_PREFIXES):
+        return f"{raw} IS NULL"
+    return f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NULL"
+
+
+def parses_sql(raw: str, parsed: str, raw_type: str | None = None) -> str:
     """DuckDB predicate: the raw value is missing (null or blank) or it parsed."""
-    blank = f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '') IS NULL"
-    return f"({raw} IS NULL OR {blank} OR {parsed} IS NOT NULL)"
+    if raw_type is not None and raw_type.upper().startswith(_NEVER_BLANK_PREFIXES):
+        return f"({raw} IS NULL OR {parsed} IS NOT NULL)"
+    return f"({raw} IS NULL OR {missing_sql(raw, raw_type)} OR {parsed} IS NOT NULL)"
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ def row_rules(
     now_sql: str,
     customer_known_sql: str | None,
     signup_sql: str | None,
+    raw_types: Mapping[str, str] | None = None,
 ) -> list[RowRule]:
     """The row checks of `contract` in precedence order: the first that matches is the reason.
 
@@ -255,7 +259,9 @@ def row_rules(
     then value not allowed / out of range, then future timestamp, then unknown customer, then
     event before the customer's signup. Within a group, columns go in contract order. Duplicates
     (`duplicate_customer_id`, `duplicate_row`) come last and are applied in ingest.
+    `raw_types` (DuckDB type per raw column, when known) only makes the predicates cheaper.
     """
+    types = raw_types or {}
     cols = [c for c in contract.columns if c.name in present]
     rules: list[RowRule] = []
     for c in cols:
@@ -263,7 +269,10 @@ def row_rules(
             rules.append(
                 RowRule(
                     f"null_{c.name}",
-                    f"NULLIF(TRIM(CAST({raw(c.name)} AS VARCHAR)), '') IS NULL",
+                    # an id or category parses to NULL exactly when it is null or blank
+                    f"{parsed(c.name)} IS NULL"
+                    if c.kind in ("id", "category")
+                    else missing_sql(raw(c.name), types.get(c.name)),
                     c.name,
                 )
             )
@@ -272,7 +281,7 @@ def row_rules(
             rules.append(
                 RowRule(
                     f"unparseable_{c.name}",
-                    f"NOT {parses_sql(raw(c.name), parsed(c.name))}",
+                    f"NOT {parses_sql(raw(c.name), parsed(c.name), types.get(c.name))}",
                     c.name,
                 )
             )
@@ -329,39 +338,38 @@ def reason_case_sql(rules: list[RowRule]) -> str:
 PARSED_SUFFIX = "__parsed"
 
 
-def _parse_fraction_check(column: str, min_fraction: float) -> pa.Check:
-    def check(data: pa.IbisData) -> ibis.expr.types.BooleanScalar:
-        t = data.table
-        raw, parsed = t[column], t[column + PARSED_SUFFIX]
-        present = raw.notnull() & (raw.cast("string").strip() != "")
-        n_present = present.sum().fill_null(0)  # NULL on zero rows (reported by not_empty)
-        n_parsed = (present & parsed.notnull()).sum().fill_null(0)
-        return (n_present == 0) | (n_parsed >= n_present * min_fraction)
+def fatal_checks_sql(view: str, parsed_columns: list[str], raw_types: Mapping[str, str]) -> str:
+    """One DuckDB aggregate over `view` (raw columns with `<col>__parsed` companions) for the fatal
+    checks of a source: its row count, then per column of `parsed_columns` the number of
+    non-blank values and the number of those that parsed."""
+    aggregates = ["count(*)"]
+    for col in parsed_columns:
+        raw, parsed = quote(col), quote(col + PARSED_SUFFIX)
+        present = f"NOT ({missing_sql(raw, raw_types.get(col))})"
+        aggregates += [
+            f"count(*) FILTER (WHERE {present})",
+            f"count(*) FILTER (WHERE {present} AND {parsed} IS NOT NULL)",
+        ]
+    return f"SELECT {', '.join(aggregates)} FROM {quote(view)}"
 
-    return pa.Check(
-        check, name=f"parses:{column}", error=f"column {column!r} mostly does not parse"
-    )
 
-
-def source_schema(
-    contract: TableContract, parsed_columns: set[str], min_parse_fraction: float
-) -> pa.DataFrameSchema:
-    """Pandera schema for a raw source table with `<col>__parsed` companions: fatal problems only.
-
-    Required columns must be present; each column in `parsed_columns` (those whose raw type needs
-    parsing) must parse in at least `min_parse_fraction` of its non-empty values; the table must
-    have a row. Extra columns are allowed.
-    """
-    columns = {c.name: pa.Column(nullable=True, required=c.required) for c in contract.columns}
-    checks = [
-        pa.Check(lambda d: d.table.count() > 0, name="not_empty", error="table has zero rows")
-    ]
-    checks += [_parse_fraction_check(name, min_parse_fraction) for name in sorted(parsed_columns)]
-    return pa.DataFrameSchema(columns, checks=checks, name=contract.name)
+# --- pandera (Ibis backend) schema of the outputs, derived from the contract ----------------------
 
 
 def output_schema(contract: TableContract) -> pa.DataFrameSchema:
     """Pandera schema of a normalised table in data/interim/ (kept rows; extra columns allowed)."""
+    import ibis  # imported here: pandera and ibis take ~0.6 s to import, the ingest needs neither
+    import ibis.expr.datatypes as dt
+    import pandera.ibis as pa
+
+    ibis_type = {
+        "id": dt.String(),
+        "timestamp": dt.Timestamp(timezone="UTC", scale=6),
+        "category": dt.String(),
+        "text": dt.String(),
+        "float": dt.Float64(),
+        "bool": dt.Boolean(),
+    }
     columns = {}
     for c in contract.columns:
         checks = []
@@ -370,7 +378,7 @@ def output_schema(contract: TableContract) -> pa.DataFrameSchema:
         if c.value_range is not None:
             checks.append(pa.Check.in_range(*c.value_range))
         columns[c.name] = pa.Column(
-            KIND_IBIS_TYPE[c.kind], checks=checks, nullable=c.nullable, required=c.required
+            ibis_type[c.kind], checks=checks, nullable=c.nullable, required=c.required
         )
     frame_checks = []
     if contract.range_by is not None:

@@ -7,13 +7,16 @@ into pandas. Per table:
 1. Open the source (a file: CSV, Parquet, JSON lines; or a DuckDB `sql:` query) as a view.
    CSV and JSON contract columns are read as text, so that ids keep leading zeros and a bad
    value is quarantined as written.
-2. Fatal checks, pandera (Ibis backend) lazily, all tables before any row is written: file
+2. Fatal checks, all problems of all tables reported at once, before any row is written: file
    readable, required columns present, each column parses in at least
-   `ingest.min_parse_fraction` of its values, at least one row. Any failure: IngestError,
-   exit 2, no output touched.
+   `ingest.min_parse_fraction` of its values, at least one row (one aggregate query per table,
+   contract.fatal_checks_sql). Any failure: IngestError, exit 2, no output touched.
 3. Row checks (features.contract.row_rules): one reason per bad row, the first that matches.
    Exact duplicate rows keep one copy, the others get `duplicate_row`; in customers, a repeated
    customer_id keeps the earliest signup_date, the others get `duplicate_customer_id`.
+   Duplicates are found by hashing whole rows: only rows whose hash repeats are compared whole
+   (`_row_reasons`), so a table of any size streams from source to output in three scans (hash
+   keys, bad rows and candidates, kept rows) without being materialised or spilled.
 4. Kept rows → <out_dir>/<table>.parquet (normalised types; every contract column, then the
    extra columns); bad rows → <quarantine_dir>/<table>.parquet (the source columns as read,
    plus `reason`). Both directories are staged and swapped in only when every table passed.
@@ -48,12 +51,12 @@ from features.contract import (
     PARSED_SUFFIX,
     TABLE_ORDER,
     TableContract,
+    fatal_checks_sql,
     literal,
     parse_sql,
     quote,
     reason_case_sql,
     row_rules,
-    source_schema,
 )
 from features.settings import IngestParams, TableSource
 
@@ -75,6 +78,13 @@ READERS = {
     "json": "read_json({path}, format='newline_delimited'{opts})",
 }
 EXAMPLE_LEN = 80
+# Exact duplicates: up to this many rows, the repeated 64-bit row hashes come from one DuckDB
+# aggregate; above, from a bitmap of hash prefixes (features/duplicates.py), whose memory is fixed
+# (at most 512 MiB) where the aggregate's grows with the rows and would spill.
+EXACT_DEDUP_MAX_ROWS = 2_000_000
+BITMAP_BITS_PER_ROW = 64  # bitmap bits per row: fewer chance collisions, fewer candidates
+BITMAP_MAX_BITS = 2**32  # the bitmap's cap (512 MiB)
+KEY_BATCH_ROWS = 1_000_000
 
 
 class IngestError(BadInputError):
@@ -406,66 +416,51 @@ def _check_source(
     src: TableSource,
     min_parse_fraction: float,
 ) -> None:
-    """Fatal checks of a raw source with pandera (Ibis backend), lazily: all problems at once."""
-    import ibis
-    from pandera.config import ValidationDepth, config_context
-    from pandera.errors import SchemaErrorReason, SchemaErrors
-
+    """Fatal checks of a raw source, all problems at once: required columns present, each column
+    that needs parsing parses in at least `min_parse_fraction` of its non-blank values, at least
+    one row. One aggregate query over the source (contract.fatal_checks_sql)."""
     exprs = _parse_exprs(contract, source, src)
     # only columns whose parse can fail are checked: text and plain casts always succeed
-    fallible = {
+    fallible = sorted(
         c.name
         for c in contract.columns
         if c.name in exprs
         and c.kind in ("timestamp", "float", "bool")
         and (not exprs[c.name].startswith("CAST(") or exprs[c.name].startswith("CAST(NULL"))
-    }
+    )
     checked = f"checked_{source.table}"
-    companions = "".join(f", {exprs[c]} AS {quote(c + PARSED_SUFFIX)}" for c in sorted(fallible))
+    companions = "".join(f", {exprs[c]} AS {quote(c + PARSED_SUFFIX)}" for c in fallible)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {quote(checked)} AS "
         f"SELECT *{companions} FROM {quote(source.view)}"
     )
-    schema = source_schema(contract, fallible, min_parse_fraction)
-    problems: list[Problem] = []
-    try:
-        table = ibis.duckdb.from_connection(con).table(checked)
-        with config_context(validation_depth=ValidationDepth.SCHEMA_AND_DATA):
-            schema.validate(table, lazy=True)
-    except SchemaErrors as exc:
-        for err in exc.schema_errors:
-            check_name = getattr(err.check, "name", err.check)
-            if err.reason_code == SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME:
-                col = str(err.failure_cases)
-                problems.append(
-                    Problem(
-                        col,
-                        "required column is missing",
-                        f"columns found: {[c for c in source.types]}",
-                        "rename the column in the source, or map it with "
-                        f"ingest.tables.{source.table}.sql "
-                        f"(SELECT <your column> AS {col} ...)",
-                    )
-                )
-            elif check_name == "not_empty":
-                problems.append(
-                    Problem(
-                        None,
-                        "the table has zero rows",
-                        None,
-                        "check the export that produced it, or the path/query",
-                    )
-                )
-            elif isinstance(check_name, str) and check_name.startswith("parses:"):
-                problems.append(
-                    _parse_problem(con, contract, source, src, check_name.split(":", 1)[1])
-                )
-            else:  # pragma: no cover - a check the contract does not define
-                problems.append(
-                    Problem(None, str(err).splitlines()[0], None, "see the pandera message")
-                )
+    row = con.execute(fatal_checks_sql(checked, fallible, source.types)).fetchone()
+    n_rows, parsed_counts = int(row[0]), row[1:]  # type: ignore[index]
+    problems = [  # missing columns first, then unparseable columns, then emptiness: fix order
+        Problem(
+            c.name,
+            "required column is missing",
+            f"columns found: {[c for c in source.types]}",
+            "rename the column in the source, or map it with "
+            f"ingest.tables.{source.table}.sql (SELECT <your column> AS {c.name} ...)",
+        )
+        for c in contract.columns
+        if c.required and c.name not in source.types
+    ]
+    for i, col in enumerate(fallible):
+        n_present, n_parsed = int(parsed_counts[2 * i]), int(parsed_counts[2 * i + 1])
+        if n_present and n_parsed < n_present * min_parse_fraction:
+            problems.append(_parse_problem(con, contract, source, src, col))
+    if n_rows == 0:
+        problems.append(
+            Problem(
+                None,
+                "the table has zero rows",
+                None,
+                "check the export that produced it, or the path/query",
+            )
+        )
     if problems:
-        # missing columns first, then unparseable columns, then emptiness: the order to fix them
         first = problems[0]
         if len(problems) == 1:
             text = first.describe()
@@ -549,43 +544,10 @@ def _process(
         now_sql=f"TIMESTAMPTZ {literal(now_sql)}",
         customer_known_sql=None if is_customers else "__known",
         signup_sql=None if is_customers or not params.quarantine_before_signup else "__signup",
+        raw_types=source.types,
     )
     parsed_cols = ", ".join(f"{e} AS {quote('__p_' + c)}" for c, e in exprs.items())
-    join = "" if is_customers else "LEFT JOIN kept_customers k ON p.__p_customer_id = k.customer_id"
-    known = (
-        "" if is_customers else ", k.customer_id IS NOT NULL AS __known, k.signup_date AS __signup"
-    )
     reason = reason_case_sql(rules)
-    if is_customers:
-        order = ", ".join([f"{quote('__p_' + contract.order_by)}"] + [quote(c) for c in raw_cols])
-        final_reason = (
-            f"COALESCE(__reason0, CASE WHEN row_number() OVER (PARTITION BY __p_customer_id, "
-            f"__reason0 IS NULL ORDER BY {order}) > 1 THEN 'duplicate_customer_id' END)"
-        )
-    else:
-        final_reason = "__reason0"
-    staged = quote(f"staged_{name}")
-    # exact duplicate rows are grouped first: one row per distinct raw row, with its count
-    con.execute(f"""
-        CREATE OR REPLACE TABLE {staged} AS
-        WITH g AS (SELECT *, count(*) AS __n FROM {quote(source.view)} GROUP BY ALL),
-        p AS (SELECT g.*, {parsed_cols} FROM g),
-        j AS (SELECT p.*{known} FROM p {join}),
-        r AS (SELECT j.*, {reason} AS __reason0 FROM j)
-        SELECT r.*, {final_reason} AS __reason FROM r
-    """)
-    counts = con.execute(f"""
-        SELECT __reason, sum(__n)::BIGINT FROM {staged} WHERE __reason IS NOT NULL GROUP BY 1
-        UNION ALL
-        SELECT 'duplicate_row', sum(__n - 1)::BIGINT FROM {staged}
-        WHERE __reason IS NULL AND __n > 1
-    """).fetchall()
-    by_reason = {r: int(n) for r, n in counts if n}
-    rep.read = int(con.execute(f"SELECT coalesce(sum(__n), 0)::BIGINT FROM {staged}").fetchone()[0])  # type: ignore[index]
-    rep.quarantined = sum(by_reason.values())
-    rep.kept = rep.read - rep.quarantined
-    rep.quarantined_by_reason = dict(sorted(by_reason.items(), key=lambda kv: -kv[1]))
-    rep.quarantined_fraction = rep.quarantined / rep.read if rep.read else 0.0
 
     # kept rows: every contract column (absent optional ones as typed NULLs), then the extras
     select = []
@@ -596,31 +558,146 @@ def _process(
             select.append(f"CAST(NULL AS {KIND_SQL_TYPE[c.kind]}) AS {quote(c.name)}")
     contract_names = {c.name for c in contract.columns}
     select += [_extra(c, source.types[c]) for c in raw_cols if c not in contract_names]
-    con.execute(
-        f"COPY (SELECT {', '.join(select)} FROM {staged} WHERE __reason IS NULL) "
-        f"TO {literal(str(out))} (FORMAT parquet, COMPRESSION zstd)"
-    )
     # quarantined rows: the source columns as read, and the reason
     raw_sel = ", ".join(
         quote(c) if c != "reason" else f"{quote(c)} AS source_reason" for c in raw_cols
     )
-    con.execute(f"""
-        COPY (
-            SELECT {raw_sel}, __reason AS reason FROM {staged}, range(__n)
-            WHERE __reason IS NOT NULL
-            UNION ALL
-            SELECT {raw_sel}, 'duplicate_row' AS reason FROM {staged}, range(__n - 1)
-            WHERE __reason IS NULL AND __n > 1
-        ) TO {literal(str(bad))} (FORMAT parquet, COMPRESSION zstd)
-    """)
     if is_customers:
+        read, kept_sql = _customer_reasons(con, source, contract, parsed_cols, reason, raw_sel)
+    else:
+        read, kept_sql = _row_reasons(con, source, parsed_cols, reason, raw_sel)
+    quarantined = quote(f"quarantined_{name}")
+    n_bad = _copy(con, f"SELECT * FROM {quarantined}", bad)
+    counts = con.execute(f"SELECT reason, count(*) FROM {quarantined} GROUP BY 1").fetchall()
+    n_kept = _copy(con, kept_sql.format(select=", ".join(select)), out)
+    if n_kept + n_bad != read:  # pragma: no cover - a bug, not bad input
+        raise RuntimeError(f"{name}: read {read} rows but kept {n_kept} + quarantined {n_bad}")
+    by_reason = {r: int(n) for r, n in counts if n}
+    rep.read, rep.kept, rep.quarantined = read, n_kept, n_bad
+    rep.quarantined_by_reason = dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+    rep.quarantined_fraction = rep.quarantined / rep.read if rep.read else 0.0
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
+    """Write `query` to Parquet at `path`; the number of rows written."""
+    row = con.execute(
+        f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _customer_reasons(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    contract: TableContract,
+    parsed_cols: str,
+    reason: str,
+    raw_sel: str,
+) -> tuple[int, str]:
+    """Customers (small, one row per customer): exact duplicate rows grouped first, then a repeated
+    customer_id keeps the earliest signup_date. Creates `quarantined_customers` and
+    `kept_customers`; returns the rows read and the kept rows' query (`{select}` to fill in)."""
+    raw_cols = list(source.types)
+    order = ", ".join([quote("__p_" + str(contract.order_by))] + [quote(c) for c in raw_cols])
+    staged = quote("staged_customers")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {staged} AS
+        WITH g AS (SELECT *, count(*) AS __n FROM {quote(source.view)} GROUP BY ALL),
+        r AS (SELECT p.*, {reason} AS __reason0 FROM (SELECT g.*, {parsed_cols} FROM g) p)
+        SELECT r.*, COALESCE(__reason0, CASE WHEN row_number() OVER (
+            PARTITION BY __p_customer_id, __reason0 IS NULL ORDER BY {order}
+        ) > 1 THEN 'duplicate_customer_id' END) AS __reason FROM r
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW quarantined_customers AS
+        SELECT {raw_sel}, __reason AS reason FROM {staged}, range(__n) WHERE __reason IS NOT NULL
+        UNION ALL
+        SELECT {raw_sel}, 'duplicate_row' AS reason FROM {staged}, range(__n - 1)
+        WHERE __reason IS NULL AND __n > 1
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE kept_customers AS
+        SELECT __p_customer_id AS customer_id, __p_signup_date AS signup_date
+        FROM {staged} WHERE __reason IS NULL
+    """)
+    read = con.execute(f"SELECT coalesce(sum(__n), 0)::BIGINT FROM {staged}").fetchone()
+    return int(read[0]), f"SELECT {{select}} FROM {staged} WHERE __reason IS NULL"  # type: ignore[index]
+
+
+def _row_reasons(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    parsed_cols: str,
+    reason: str,
+    raw_sel: str,
+) -> tuple[int, str]:
+    """Tables that refer to customers (any size): reasons without materialising the table.
+
+    Exact duplicates are found by hashing: a row can only repeat if its hash key repeats, so the
+    rows whose key repeats (the candidates, few) and the bad rows go to a small table where whole
+    rows are compared; every other row streams from the source to the output. Creates
+    `quarantined_<table>`; returns the rows read and the kept rows' query (`{select}` to fill in).
+    """
+    name = source.table
+    view = quote(source.view)
+    read = int(con.execute(f"SELECT count(*) FROM {view}").fetchone()[0])  # type: ignore[index]
+    hashed = "hash(" + ", ".join(quote(c) for c in source.types) + ")"
+    dup = quote(f"dup_keys_{name}")
+    if read <= EXACT_DEDUP_MAX_ROWS:  # the repeated 64-bit hashes, in one aggregate
+        key = hashed
         con.execute(f"""
-            CREATE OR REPLACE TABLE kept_customers AS
-            SELECT __p_customer_id AS customer_id, __p_signup_date AS signup_date
-            FROM {staged} WHERE __reason IS NULL
+            CREATE OR REPLACE TEMP TABLE {dup} AS
+            SELECT {key} AS __dup_key FROM {view} GROUP BY ALL HAVING count(*) > 1
         """)
-    if rep.quarantined_fraction <= params.max_quarantine_fraction:
-        con.execute(f"DROP TABLE {staged}")
+    else:  # the repeated hash prefixes, in a bitmap of fixed size (features/duplicates.py)
+        from features.duplicates import MAX_KEY_BITS, repeated_keys
+
+        cap = min(BITMAP_MAX_BITS.bit_length() - 1, MAX_KEY_BITS)
+        bits = max(min((read * BITMAP_BITS_PER_ROW).bit_length(), cap), 6)
+        key = f"({hashed} >> {64 - bits})"
+        reader = con.execute(f"SELECT {key} FROM {view}").to_arrow_reader(KEY_BATCH_ROWS)
+        keys = repeated_keys((b.column(0).to_numpy() for b in reader), bits)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {dup} (__dup_key UBIGINT)")
+        if len(keys):
+            import pyarrow as pa
+
+            con.register("__dup_keys_arrow", pa.table({"__dup_key": keys}))
+            con.execute(f"INSERT INTO {dup} SELECT __dup_key FROM __dup_keys_arrow")
+            con.unregister("__dup_keys_arrow")
+        log.info("%s: %d of %d-bit hash prefixes repeat (candidates)", name, len(keys), bits)
+    rows = quote(f"rows_{name}")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {rows} AS
+        WITH p AS (SELECT *, {parsed_cols}, {key} AS __key FROM {view}),
+        j AS (
+            SELECT p.*, k.customer_id IS NOT NULL AS __known, k.signup_date AS __signup
+            FROM p LEFT JOIN kept_customers k ON p.__p_customer_id = k.customer_id
+        )
+        SELECT j.*, {reason} AS __reason0 FROM j
+    """)
+    # the bad rows and the candidates: every copy of a bad row keeps its reason; of a good row
+    # repeated exactly, the first copy is kept and the others are duplicate_row
+    flagged = quote(f"flagged_{name}")
+    partition = ", ".join(quote(c) for c in source.types)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {flagged} AS
+        SELECT *, COALESCE(__reason0, CASE WHEN row_number() OVER (PARTITION BY {partition}) > 1
+                                      THEN 'duplicate_row' END) AS __reason
+        FROM (
+            SELECT r.* FROM {rows} r LEFT JOIN {dup} d ON r.__key = d.__dup_key
+            WHERE r.__reason0 IS NOT NULL OR d.__dup_key IS NOT NULL
+        )
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {quote("quarantined_" + name)} AS
+        SELECT {raw_sel}, __reason AS reason FROM {flagged} WHERE __reason IS NOT NULL
+    """)
+    kept = (
+        f"SELECT {{select}} FROM {rows} r LEFT JOIN {dup} d ON r.__key = d.__dup_key "
+        f"WHERE r.__reason0 IS NULL AND d.__dup_key IS NULL "
+        f"UNION ALL SELECT {{select}} FROM {flagged} WHERE __reason IS NULL"
+    )
+    return read, kept
 
 
 def _extra(col: str, raw_type: str) -> str:
@@ -640,9 +717,7 @@ def _too_many_bad_rows(
 ) -> IngestError:
     reason, column = next(iter(rep.quarantined_by_reason)), None
     row = con.execute(
-        f"SELECT * EXCLUDE (__n) FROM {quote('staged_' + source.table)} "
-        f"WHERE coalesce(__reason, CASE WHEN __n > 1 THEN 'duplicate_row' END) = ? LIMIT 1",
-        [reason],
+        f"SELECT * FROM {quote('quarantined_' + source.table)} WHERE reason = ? LIMIT 1", [reason]
     ).fetchone()
     names = [d[0] for d in con.description]  # type: ignore[union-attr]
     example = {k: v for k, v in zip(names, row, strict=True) if k in source.types} if row else None

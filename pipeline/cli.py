@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import typer
 
 from features.base.errors import ChurnError
-from features.base.time import as_of_date
 
 log = logging.getLogger("churn")
 
@@ -149,6 +148,7 @@ def score(
     ] = None,
 ) -> None:
     """Churn probability, risk tier and reason codes for every active customer."""
+    from features.base.time import as_of_date
     from pipeline import score as stage
 
     _run(
@@ -175,6 +175,7 @@ def kpis(params: ParamsOpt = Path("params.yaml")) -> None:
 def alert(params: ParamsOpt = Path("params.yaml"), as_of: AsOfOpt = None) -> None:
     """Early-warning alerts (rules on experience data and scores) with owners and due dates;
     the as-of date defaults to the scores'."""
+    from features.base.time import as_of_date
     from pipeline import alert as stage
 
     _run("alert", lambda: stage.run(_params(params), as_of_date(as_of) if as_of else None))
@@ -201,6 +202,7 @@ def monthly(
     """The monthly scoring job on new data: ingest, score with the champion, monitor (drift and
     the realised performance of past scores), alert. No simulator and no retraining (`dvc repro`
     does those); stops at the first stage that fails."""
+    from features.base.time import as_of_date
     from pipeline import alert as alert_stage
     from pipeline import ingest as ingest_stage
     from pipeline import monitor as monitor_stage
