@@ -140,7 +140,13 @@ def run(params: Params) -> dict[str, Any]:
     per_model = write_plots(predictions, plots_dir, params.evaluate.ece_bins)
     t = params.evaluate.truth
     truth = truth_check(
-        predictions, rows, model, paths.truth if t.check else None, t.driver_features
+        predictions,
+        rows,
+        model,
+        paths.truth if t.check else None,
+        t.driver_features,
+        params.evaluate.bootstrap,
+        params.evaluate.seed,
     )
     profit = profit_curves(predictions, rows, params.value, plots_dir)
     write_json(paths.profit_report, profit)

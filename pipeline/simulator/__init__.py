@@ -1,5 +1,17 @@
 """Simulate a subscription business with known churn drivers: the pipeline's default dataset.
 
+Two worlds (``simulate.world``) share the business, the calendar, the texts and the table
+contract:
+
+* ``realistic`` (the default, ``latent``): per-customer latent states (satisfaction, need,
+  price sensitivity, financial stress, an unobserved frailty) evolve month by month and drive
+  the hazard (lags, an interaction, saturation, a competitor entering one country from a known
+  date); the tables are noisy, biased traces of them, so no feature reads a driver off directly.
+  ``truth.parquet`` holds each latent driver's contribution; its Parquet metadata and
+  ``simulation.json`` name the world and each driver's proxy feature group.
+* ``simple`` (fast tests): the hazard is a sum of 11 planted drivers, each computed from the raw
+  tables before the month and mapping 1:1 onto a feature. The rest of this page describes it.
+
 The simulator writes the five input-contract tables (customers, churn_events, events,
 responses, tickets) plus `truth.parquet` (the exact churn probability of every active
 customer at every month start) and `simulation.json` (params, row counts, planted drivers).
@@ -11,12 +23,14 @@ Modules
   touchpoints, tickets), the hazard constants and the planted drivers (``DRIVERS``).
 * ``texts``: warning words, ticket and survey-comment templates per language.
 * ``calendar``: time units, the month calendar and the truth's horizon probability.
-* ``month``: ``ChunkSimulator``, one chunk of customers simulated month by month.
+* ``month``: ``ChunkSimulator``, one chunk of customers simulated month by month (simple).
+* ``latent``: ``LatentChunkSimulator``, the realistic world's chunk (its docstring gives the
+  latent dynamics and the hazard).
 * ``tables``: the output schemas and ``simulate``, which writes the tables and
   ``simulation.json`` atomically.
 
-Mechanics
----------
+Mechanics (simple world)
+------------------------
 Time runs in calendar months. A warm-up of ``calendar.WARMUP_MONTHS`` months before
 ``start_date`` generates behaviour but no churn, so that every 90-day window at ``start_date``
 is observable.
