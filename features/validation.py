@@ -426,7 +426,7 @@ def _check_source(
         for c in contract.columns
         if c.name in exprs
         and c.kind in ("timestamp", "float", "bool")
-        and (not exprs[c.name].startswith("CAST(") or exprs[c.name].startswith("CAST(NULL"))
+        and ("TRY_" in exprs[c.name].upper() or exprs[c.name].startswith("CAST(NULL"))
     )
     checked = f"checked_{source.table}"
     companions = "".join(f", {exprs[c]} AS {quote(c + PARSED_SUFFIX)}" for c in fallible)
@@ -633,68 +633,89 @@ def _row_reasons(
 ) -> tuple[int, str]:
     """Tables that refer to customers (any size): reasons without materialising the table.
 
-    Exact duplicates are found by hashing: a row can only repeat if its hash key repeats, so the
-    rows whose key repeats (the candidates, few) and the bad rows go to a small table where whole
-    rows are compared; every other row streams from the source to the output. Creates
-    `quarantined_<table>`; returns the rows read and the kept rows' query (`{select}` to fill in).
+    Exact duplicates are found by hashing: a row can only repeat if its hash key repeats. Scan 1
+    evaluates the row rules and collects the keys that repeat or belong to a bad row; scan 2 takes
+    the rows with those keys (few) into a small table where their reasons are given and whole
+    rows are compared; scan 3 streams every other row, good and unique by construction, to the
+    output. Creates `quarantined_<table>`; returns the rows read and the kept rows' query
+    (`{select}` to fill in).
     """
     name = source.table
     view = quote(source.view)
-    read = int(con.execute(f"SELECT count(*) FROM {view}").fetchone()[0])  # type: ignore[index]
+    read = int(con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0])
     hashed = "hash(" + ", ".join(quote(c) for c in source.types) + ")"
-    dup = quote(f"dup_keys_{name}")
-    if read <= EXACT_DEDUP_MAX_ROWS:  # the repeated 64-bit hashes, in one aggregate
+    dup = quote(f"flagged_keys_{name}")
+    if read <= EXACT_DEDUP_MAX_ROWS:  # the whole 64-bit hash, in one aggregate
         key = hashed
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {dup} AS
-            SELECT {key} AS __dup_key FROM {view} GROUP BY ALL HAVING count(*) > 1
-        """)
-    else:  # the repeated hash prefixes, in a bitmap of fixed size (features/duplicates.py)
-        from features.duplicates import MAX_KEY_BITS, repeated_keys
+    else:  # a hash prefix, for a bitmap of fixed size (features/duplicates.py)
+        from features.duplicates import MAX_KEY_BITS
 
         cap = min(BITMAP_MAX_BITS.bit_length() - 1, MAX_KEY_BITS)
         bits = max(min((read * BITMAP_BITS_PER_ROW).bit_length(), cap), 6)
         key = f"({hashed} >> {64 - bits})"
-        reader = con.execute(f"SELECT {key} FROM {view}").to_arrow_reader(KEY_BATCH_ROWS)
-        keys = repeated_keys((b.column(0).to_numpy() for b in reader), bits)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {dup} (__dup_key UBIGINT)")
-        if len(keys):
-            import pyarrow as pa
 
-            con.register("__dup_keys_arrow", pa.table({"__dup_key": keys}))
-            con.execute(f"INSERT INTO {dup} SELECT __dup_key FROM __dup_keys_arrow")
-            con.unregister("__dup_keys_arrow")
-        log.info("%s: %d of %d-bit hash prefixes repeat (candidates)", name, len(keys), bits)
-    rows = quote(f"rows_{name}")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {rows} AS
-        WITH p AS (SELECT *, {parsed_cols}, {key} AS __key FROM {view}),
-        j AS (
-            SELECT p.*, k.customer_id IS NOT NULL AS __known, k.signup_date AS __signup
-            FROM p LEFT JOIN kept_customers k ON p.__p_customer_id = k.customer_id
-        )
-        SELECT j.*, {reason} AS __reason0 FROM j
-    """)
-    # the bad rows and the candidates: every copy of a bad row keeps its reason; of a good row
-    # repeated exactly, the first copy is kept and the others are duplicate_row
+    def checked(rows: str) -> str:
+        """`rows` (raw columns) with parsed columns, customer facts and the first reason."""
+        return f"""
+            WITH p AS (SELECT *, {parsed_cols} FROM {rows}),
+            j AS (
+                SELECT p.*, k.customer_id IS NOT NULL AS __known, k.signup_date AS __signup
+                FROM p LEFT JOIN kept_customers k ON p.__p_customer_id = k.customer_id
+            )
+            SELECT j.*, {reason} AS __reason0 FROM j"""
+
+    if read <= EXACT_DEDUP_MAX_ROWS:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {dup} AS
+            SELECT {key} AS __dup_key FROM ({checked(view)}) GROUP BY 1
+            HAVING count(*) > 1 OR bool_or(__reason0 IS NOT NULL)
+        """)
+    else:
+        from features.duplicates import repeated_keys
+
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {dup} (__dup_key UBIGINT)")
+        bad_keys = []
+
+        def batches() -> Iterator[Any]:
+            query = f"SELECT {key} AS k, __reason0 IS NOT NULL AS bad FROM ({checked(view)})"
+            for batch in con.sql(query).to_arrow_reader(KEY_BATCH_ROWS):
+                keys = batch.column(0).to_numpy()
+                bad = batch.column(1).to_numpy(zero_copy_only=False)
+                if bad.any():
+                    bad_keys.append(keys[bad])
+                yield keys
+
+        import numpy as np
+        import pyarrow as pa
+
+        keys = repeated_keys(batches(), bits)
+        if bad_keys:
+            keys = np.union1d(keys, np.concatenate(bad_keys))
+        log.info("%s: %d keys (of %d bits) repeat or belong to a bad row", name, len(keys), bits)
+        if len(keys):
+            con.register("__flagged_keys_arrow", pa.table({"__dup_key": keys.astype(np.uint64)}))
+            con.execute(f"INSERT INTO {dup} SELECT __dup_key FROM __flagged_keys_arrow")
+            con.unregister("__flagged_keys_arrow")
+    # the flagged rows: every copy of a bad row keeps its reason; of a good row repeated exactly,
+    # the first copy is kept and the others are duplicate_row
     flagged = quote(f"flagged_{name}")
     partition = ", ".join(quote(c) for c in source.types)
+    candidates = f"(SELECT * FROM {view} WHERE {key} IN (SELECT __dup_key FROM {dup}))"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {flagged} AS
         SELECT *, COALESCE(__reason0, CASE WHEN row_number() OVER (PARTITION BY {partition}) > 1
                                       THEN 'duplicate_row' END) AS __reason
-        FROM (
-            SELECT r.* FROM {rows} r LEFT JOIN {dup} d ON r.__key = d.__dup_key
-            WHERE r.__reason0 IS NOT NULL OR d.__dup_key IS NOT NULL
-        )
+        FROM ({checked(candidates)})
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {quote("quarantined_" + name)} AS
         SELECT {raw_sel}, __reason AS reason FROM {flagged} WHERE __reason IS NOT NULL
     """)
+    others = (
+        f"(SELECT *, {parsed_cols} FROM {view} WHERE {key} NOT IN (SELECT __dup_key FROM {dup}))"
+    )
     kept = (
-        f"SELECT {{select}} FROM {rows} r LEFT JOIN {dup} d ON r.__key = d.__dup_key "
-        f"WHERE r.__reason0 IS NULL AND d.__dup_key IS NULL "
+        f"SELECT {{select}} FROM {others} "
         f"UNION ALL SELECT {{select}} FROM {flagged} WHERE __reason IS NULL"
     )
     return read, kept
