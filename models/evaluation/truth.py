@@ -91,8 +91,9 @@ def truth_check(
     }
     scores = {name: j[col].to_numpy() for name, col in PREDICTIONS.items()}
     out["ci95"] = paired_bootstrap(y, true_p, scores, bootstrap, seed)
-    out["best_single_feature"] = best_single_feature_auc(rows.loc[matched.to_numpy()], y)
     importance = mean_abs_shap(model.booster, model.model_frame(rows))
+    features = rows.loc[matched.to_numpy(), [c for c in importance.index if c in rows.columns]]
+    out["best_single_feature"] = best_single_feature_auc(features, y)
     out["top_features"] = [
         {"feature": f, "mean_abs_shap": float(v)} for f, v in importance.head(15).items()
     ]
@@ -104,6 +105,10 @@ def truth_check(
         if c.startswith("contrib_") and c != "contrib_baseline" and j[c].nunique() > 1
     }
     if world != "simple":
+        if "contrib_frailty" in j.columns:  # the true hazard with the frailty set to 1
+            hazard = j[[c for c in j.columns if c.startswith("contrib_")]].sum(axis=1)
+            without = (hazard - j["contrib_frailty"]).to_numpy()
+            out["oracle_without_frailty_roc_auc"] = float(roc_auc_score(y, without))
         out.update(_latent_driver_check(importance, strength, proxy_groups))
         return out
     ranks = driver_ranks(importance, driver_features)
@@ -164,9 +169,9 @@ def paired_bootstrap(
 
 
 def best_single_feature_auc(rows: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
-    """The highest AUC any one column reaches alone (max(AUC, 1 - AUC); a missing value ranks
-    lowest; a categorical column scored by its levels' churn rate on these rows, an optimistic
-    bound)."""
+    """The highest AUC any one model feature (a column of `rows`) reaches alone: max(AUC,
+    1 - AUC); a missing value ranks lowest; a categorical column is scored by its levels' churn
+    rate on these rows (an optimistic bound)."""
     best: dict[str, Any] = {"feature": None, "roc_auc": None}
     skip = {"customer_id", "cutoff", LABEL}
     for name in rows.columns:
