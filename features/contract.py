@@ -186,6 +186,9 @@ def parse_sql(
     text = f"NULLIF(TRIM(CAST({raw} AS VARCHAR)), '')"
     if spec.kind in ("id", "category"):
         out = text
+        if raw_type == "VARCHAR":  # TRIM is a no-op when both ends are printable ASCII: skip it
+            ends = " AND ".join(f"ascii({e}) BETWEEN 33 AND 126" for e in (raw, f"reverse({raw})"))
+            out = f"CASE WHEN {ends} THEN {raw} ELSE {text} END"
         if spec.allowed:
             out = f"LOWER({out})"
         return out

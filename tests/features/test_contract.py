@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.contract import CONTRACTS, parse_sql, quote, reason_case_sql, row_rules
 
@@ -75,3 +77,28 @@ def test_response_score_ranges(metric, score, reason):
         "score": score,
     }
     assert reason_of("responses", row) == reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab ~\t\n\u00a0\u3000é\x7f!")), max_size=6))
+def test_id_parse_skips_trim_only_where_trim_is_a_no_op(value):
+    """The fast id/category parse (TRIM only when an end is not printable ASCII) equals TRIM."""
+    spec = CONTRACTS["events"].column("customer_id")
+    fast = parse_sql(spec, "x", "VARCHAR")
+    plain = "NULLIF(TRIM(CAST(x AS VARCHAR)), '')"
+    con = duckdb.connect()
+    row = con.execute(f"SELECT {fast}, {plain} FROM (SELECT ?::VARCHAR AS x)", [value]).fetchone()
+    assert row[0] == row[1]
+
+
+def test_naive_parquet_timestamp_parse_equals_the_utc_cast():
+    """A naive TIMESTAMP parses to the session-UTC CAST, value for value."""
+    spec = CONTRACTS["events"].column("ts")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    fast = parse_sql(spec, "ts", "TIMESTAMP")
+    values = ["1970-01-01 00:00:00", "1969-12-31 23:59:59.999999", "2024-02-29 12:34:56.789012"]
+    rows = con.execute(
+        f"SELECT {fast}, CAST(ts AS TIMESTAMPTZ) FROM (SELECT unnest(?)::TIMESTAMP AS ts)", [values]
+    ).fetchall()
+    assert [a for a, _ in rows] == [b for _, b in rows] and len(rows) == 3
