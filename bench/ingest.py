@@ -95,14 +95,17 @@ def pandas_baseline(work: Path) -> None:
 
 
 def measure(cmd: list[str], cwd: Path, disk: Path) -> dict[str, float]:
-    """Run `cmd`, sampling the RSS of its process tree and the size of `disk`; seconds and peaks."""
-    peak = {"rss": 0, "disk": 0}
+    """Run `cmd`, sampling the RSS of its process tree, the size of `disk` and of DuckDB's spill
+    directories in it (churn-ingest-*/spill); seconds and peaks."""
+    peak = {"rss": 0, "disk": 0, "spill": 0}
     done = threading.Event()
 
     def sample_disk() -> None:
         while not done.is_set():
             peak["disk"] = max(peak["disk"], dir_size(disk))
-            done.wait(1.0)
+            spill = sum(dir_size(d) for d in disk.glob("churn-ingest-*/spill"))
+            peak["spill"] = max(peak["spill"], spill)
+            done.wait(0.5)
 
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd)
@@ -121,7 +124,7 @@ def measure(cmd: list[str], cwd: Path, disk: Path) -> dict[str, float]:
     watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
-    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"]}
+    return {"seconds": seconds, "rss": peak["rss"], "disk": peak["disk"], "spill": peak["spill"]}
 
 
 def dir_size(path: Path) -> int:
@@ -175,6 +178,22 @@ def main() -> None:
             }
         }
         (work / "params.yaml").write_text(yaml.safe_dump(params))
+        # the fixed cost of each process (start-up, imports, per-query overhead): both engines on
+        # 1,000 events, same run; with --events 1M it is a large share of the total
+        tiny = work / "startup"
+        tiny.mkdir()
+        generate(tiny, 1_000, min(args.customers, 1_000))
+        (tiny / "params.yaml").write_text(
+            yaml.safe_dump({"ingest": {**params["ingest"], "temp_dir": str(tiny)}})
+        )
+        startup = {
+            "duckdb (ours)": measure([str(CHURN), "ingest", "--params", "params.yaml"], tiny, tiny)[
+                "seconds"
+            ],
+            "pandas baseline": measure(
+                [sys.executable, __file__, "--pandas-worker", str(tiny)], tiny, tiny
+            )["seconds"],
+        }
         results = {
             "duckdb (ours)": measure([str(CHURN), "ingest", "--params", "params.yaml"], work, work)
         }
@@ -185,20 +204,30 @@ def main() -> None:
             )
         print(
             f"\n{'engine':<16} {'events':>13} {'seconds':>9} {'rows/s':>12} "
-            f"{'peak RSS':>10} {'peak disk':>10}"
+            f"{'peak RSS':>10} {'peak disk':>10} {'spill':>8}"
         )
         for name, r in results.items():
             print(
                 f"{name:<16} {args.events:>13,} {r['seconds']:>9.1f} "
                 f"{args.events / r['seconds']:>12,.0f} {r['rss'] / 2**20:>8.0f}MB "
-                f"{r['disk'] / 1e9:>8.2f}GB"
+                f"{r['disk'] / 1e9:>8.2f}GB {r['spill'] / 2**20:>6.0f}MB"
             )
+        if "pandas baseline" in results:
+            ours, base = results["duckdb (ours)"], results["pandas baseline"]
+            print(f"throughput ours / pandas: {base['seconds'] / ours['seconds']:.2f}x")
+        print(
+            "fixed cost per process (1,000 events, same run): "
+            + ", ".join(f"{name} {sec:.2f}s" for name, sec in startup.items())
+        )
         if "pandas baseline" not in results:
             print(
                 f"{'pandas baseline':<16} {args.events:>13,}   skipped: above --pandas-max "
                 f"{args.pandas_max:,} (whole table in memory)"
             )
-        print("peak disk = raw inputs + outputs + DuckDB spill/staging in the temp dir")
+        print(
+            "peak disk = raw inputs + outputs + DuckDB spill/staging in the temp dir; "
+            "spill = DuckDB's spill directory alone (0 for pandas)"
+        )
     finally:
         if args.keep:
             print(f"kept {work}")
