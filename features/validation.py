@@ -576,6 +576,10 @@ def _process(
     rep.read, rep.kept, rep.quarantined = read, n_kept, n_bad
     rep.quarantined_by_reason = dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
     rep.quarantined_fraction = rep.quarantined / rep.read if rep.read else 0.0
+    if rep.quarantined_fraction <= params.max_quarantine_fraction:  # else kept for the example
+        con.execute(f"DROP VIEW {quarantined}")
+        con.execute(f"DROP TABLE IF EXISTS {quote('flagged_' + name)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote('staged_' + name)}")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
