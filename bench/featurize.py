@@ -10,6 +10,26 @@ responses N/100, tickets N/300), then runs in ONE run, each in its own subproces
            ticket counts (opened per window, open at cutoff) and payment failures per window
 Measures wall time and peak RSS (psutil polling of the child, every 50 ms), prints both side by
 side and checks that the two agree on a sample of rows.
+
+With Featuretools (the peer for point-in-time features; `--peers featuretools` or `all`), on the
+same files in the same run, the features both can express: per event type (the 9 generated
+types) and window (30/90/180 days before the cutoff), the count of events and the sum and mean
+of `value`, for every (customer_id, cutoff) of the spine, events strictly before the cutoff:
+  ours (featurize stage) - features.build.write_feature_table with a config restricted to those
+           types/windows (value sums for every type) over customers (id, signup) and events: it
+           also computes active days, trend, slope, days since last and tenure (not shared);
+           the mean is sum / count (our featurize has no mean feature; `value` has no nulls here,
+           so that is Featuretools' MEAN), written with the keys and the 81 shared columns
+  ours (shared only)     - the same code path's building blocks for exactly the shared features:
+           features.families.engagement.daily_events + event_window_features (no active days,
+           trend, recency), mean = sum / count in the same query
+  Featuretools           - bench/featuretools_peer.py in its own venv (pandas 2): one ft.dfs per
+           window with the spine as cutoff_time, training_window, include_cutoff_time=False
+The shared matrices are compared on a random sample of rows (floats to 1e-9; key sets in full).
+`--profile` times our featurize per step and per feature family (default config, all tables).
+
+    python bench/featurize.py --events 2000000 --peers featuretools --profile
+    python bench/featurize.py --install-peer --peers none  # .bench-venv from requirements-peer
 """
 
 from __future__ import annotations
@@ -203,6 +223,223 @@ def run_pandas(data: Path, out: Path) -> None:
     )
 
 
+SHARED_TYPES = tuple(t for t, _ in EVENT_MIX)
+SHARED_WINDOWS = (30, 90, 180)
+PEER_VENV = ROOT / ".bench-venv"
+PEER_REQUIREMENTS = ROOT / "bench" / "requirements-peer.txt"
+
+
+def shared_columns() -> list[str]:
+    """The shared feature matrix's columns (after the keys), in one order for both sides."""
+    return [
+        f"{k}_{t}_{w}d" for w in SHARED_WINDOWS for t in SHARED_TYPES for k in ("n", "sum", "mean")
+    ]
+
+
+def _shared_inputs(data: Path, threads: int):  # noqa: ANN202
+    """Our connection, the tables restricted to the shared inputs (customer ids and signup dates,
+    events; no responses or tickets) and the spine."""
+    from features.tables import connect, load_tables
+
+    con = connect("3GB", threads, data / f"duckdb_tmp_{threads}")
+    tables = load_tables(con, data)
+    tables = tables.replace(
+        customers=tables.customers.select("customer_id", "signup_date"),
+        responses=None,
+        tickets=None,
+        churn_events=None,
+    )
+    return con, tables, con.read_parquet(data / "spine.parquet")
+
+
+def _shared_matrix(table, names: dict[tuple[str, int], tuple[str, str]]):  # noqa: ANN001, ANN202
+    """Keys + n/sum/mean per (type, window) from our count and value-sum columns."""
+    import ibis
+
+    cols = {}
+    for w in SHARED_WINDOWS:
+        for t in SHARED_TYPES:
+            n_col, sum_col = names[(t, w)]
+            n, v = table[n_col].cast("float64"), table[sum_col].cast("float64")
+            cols[f"n_{t}_{w}d"] = n
+            cols[f"sum_{t}_{w}d"] = v
+            cols[f"mean_{t}_{w}d"] = ibis.ifelse(n > 0, v / n, ibis.null("float64"))
+    return table.select("customer_id", "cutoff", **cols)
+
+
+def run_ours_shared(data: Path, out: Path, threads: int) -> None:
+    """The featurize stage (write_feature_table) restricted to the shared event types/windows."""
+    from features.build import write_feature_table
+    from features.settings import FeaturizeParams
+    from features.tables import plural, slug
+
+    cfg = FeaturizeParams(
+        windows=SHARED_WINDOWS,
+        event_types=SHARED_TYPES,
+        economic_event_types=(),
+        fee_event_types=(),
+        plan_change_event_type="",
+        survey_event_type="",
+        event_value_names={t: "value" for t in SHARED_TYPES},
+        duckdb_threads=threads,
+    )
+    con, tables, spine = _shared_inputs(data, threads)
+    full = out.with_suffix(".full.parquet")
+    catalog = write_feature_table(con, tables, spine, cfg, full, data / f"work_stage_{threads}")
+    names = {
+        (t, w): (f"{plural(t)}_{w}d", f"{slug(t)}_value_{w}d")
+        for t in SHARED_TYPES
+        for w in SHARED_WINDOWS
+    }
+    _shared_matrix(con.read_parquet(full), names).to_parquet(out)
+    print(
+        json.dumps({"features": len(catalog), "shared": len(shared_columns()), "threads": threads})
+    )
+
+
+def run_ours_direct(data: Path, out: Path, threads: int) -> None:
+    """Exactly the shared features with our building blocks: daily aggregate + event windows."""
+    from features.families.engagement import EventSpec, daily_events, event_window_features
+    from features.tables import plural, slug
+
+    con, tables, spine = _shared_inputs(data, threads)
+    daily = data / f"events_daily_direct_{threads}.parquet"
+    daily_events(tables.events, SHARED_TYPES).to_parquet(daily)
+    specs = [
+        EventSpec(t, "engagement", SHARED_WINDOWS, value_name="value", days_since=False)
+        for t in SHARED_TYPES
+    ]
+    fs = event_window_features(
+        con.read_parquet(daily), spine.select("customer_id", "cutoff"), specs
+    )
+    names = {
+        (t, w): (f"{plural(t)}_{w}d", f"{slug(t)}_value_{w}d")
+        for t in SHARED_TYPES
+        for w in SHARED_WINDOWS
+    }
+    _shared_matrix(fs.table, names).order_by(["customer_id", "cutoff"]).to_parquet(out)
+    print(json.dumps({"shared": len(shared_columns()), "threads": threads}))
+
+
+def run_profile(data: Path, out: Path, threads: int) -> None:
+    """Our featurize (default config, all tables) step by step: one query per family, timed."""
+    from features.build import build_features, families, plan_families, with_cached_daily_events
+    from features.settings import FeaturizeParams
+    from features.tables import connect, load_tables
+
+    cfg = FeaturizeParams(duckdb_threads=threads)
+    con = connect(cfg.duckdb_memory_limit, threads, data / "duckdb_tmp_profile")
+    work = data / "work_profile"
+    work.mkdir(parents=True, exist_ok=True)
+    steps = []
+
+    def timed(name: str, fn, cols: int | None = None):  # noqa: ANN001, ANN202
+        t0 = time.perf_counter()
+        result = fn()
+        steps.append({"step": name, "s": time.perf_counter() - t0, "columns": cols})
+        return result
+
+    tables = load_tables(con, data)
+    spine = timed(
+        "spine to Parquet and back",
+        lambda: (
+            con.read_parquet(data / "spine.parquet").to_parquet(work / "spine.parquet"),
+            con.read_parquet(work / "spine.parquet"),
+        )[1],
+    )
+    cached = timed(
+        "daily event aggregate (the one scan of raw events)",
+        lambda: with_cached_daily_events(tables, cfg, con, work, 1),
+    )
+    facts = timed("plan families (data facts)", lambda: plan_families(cached, cfg))
+    keys = spine.select("customer_id", "cutoff").view()
+    for i, family in enumerate(families()):
+        fs = family(cached, keys, cfg, facts)
+        name = family.__name__.removesuffix("_features")
+        timed(
+            f"family {name}",
+            lambda fs=fs, i=i: con.to_parquet(fs.table, work / f"family-{i}.parquet"),
+            len(fs.catalog),
+        )
+    fs = build_features(cached, keys, cfg, facts)
+    timed(
+        "all families in one query (as featurize runs them)",
+        lambda: con.to_parquet(fs.table, work / "all.parquet"),
+        len(fs.catalog),
+    )
+    out.write_text(json.dumps(steps))
+    print(json.dumps({"steps": len(steps), "threads": threads}))
+
+
+def peer_python(path: Path | None) -> Path:
+    """The Featuretools venv's python (--featuretools-python, else .bench-venv)."""
+    return path if path is not None else PEER_VENV / "bin" / "python"
+
+
+def install_peer(venv: Path = PEER_VENV) -> Path:
+    """Create the peer venv (python3.11 -m venv) and install bench/requirements-peer.txt."""
+    base = shutil.which("python3.11") or sys.executable
+    print(f"creating {venv} with {base} and installing {PEER_REQUIREMENTS.name} ...", flush=True)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "-r", str(PEER_REQUIREMENTS)], check=True)
+    return venv / "bin" / "python"
+
+
+def check_peer(python: Path) -> str:
+    """The peer's featuretools version; exits 2 with how to create the venv when it is missing."""
+    how = (
+        "create it with: python bench/featurize.py --install-peer   (or by hand: python3.11 -m "
+        "venv .bench-venv && .bench-venv/bin/pip install -r bench/requirements-peer.txt), "
+        "or point --featuretools-python at a python that has featuretools"
+    )
+    if not python.exists():
+        sys.exit(f"Featuretools python not found at {python}; {how}")
+    probe = subprocess.run(
+        [str(python), "-c", "import featuretools; print(featuretools.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        sys.exit(f"{python} cannot import featuretools ({probe.stderr.strip()[-300:]}); {how}")
+    return probe.stdout.strip()
+
+
+def compare_shared(ours: Path, theirs: Path, n: int = 1000) -> tuple[str, list[str]]:
+    """Shared matrices: key sets in full, every shared column on a random sample of rows
+    (floats to 1e-9, NaN = NaN). Returns (what was compared, problems)."""
+    import numpy as np
+    import pandas as pd
+
+    a = pd.read_parquet(ours).set_index(["customer_id", "cutoff"]).sort_index()
+    b = pd.read_parquet(theirs).set_index(["customer_id", "cutoff"]).sort_index()
+    problems = []
+    if not a.index.equals(b.index):
+        problems.append(f"row keys differ: ours {len(a)} rows, Featuretools {len(b)}")
+        b = b.reindex(a.index)
+    cols = shared_columns()
+    missing = [c for c in cols if c not in a.columns or c not in b.columns]
+    if missing:
+        problems.append(f"columns missing: {missing[:5]}")
+        cols = [c for c in cols if c not in missing]
+    rows = np.random.default_rng(0).choice(len(a), size=min(n, len(a)), replace=False)
+    x = a.iloc[rows][cols].to_numpy(dtype="float64", na_value=np.nan)
+    y = b.loc[a.index[rows], cols].to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~np.isclose(x, y, rtol=1e-9, atol=1e-9, equal_nan=True)
+    for j in np.flatnonzero(bad.any(axis=0)):
+        i = int(np.flatnonzero(bad[:, j])[0])
+        problems.append(
+            f"{cols[j]}: {int(bad[:, j].sum())} rows differ, e.g. {a.index[rows[i]]}: "
+            f"ours {x[i, j]!r}, Featuretools {y[i, j]!r}"
+        )
+    nonzero = int((np.nan_to_num(x) != 0).sum())
+    what = (
+        f"{len(rows)} sampled rows x {len(cols)} columns ({nonzero} non-zero values), "
+        f"keys of all {len(a)} rows"
+    )
+    return what, problems
+
+
 def measure(cmd: list[str]) -> dict[str, float]:
     """Run `cmd` in a child process; wall seconds and peak RSS (child + its children) in MiB."""
     t0 = time.perf_counter()
@@ -255,18 +492,56 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--skip-pandas", action="store_true", help="do not run the pandas baseline")
+    ap.add_argument(
+        "--peers",
+        choices=["pandas", "featuretools", "all", "none"],
+        default="all",
+        help="pandas: all families vs the pandas baseline; featuretools: the shared features",
+    )
+    ap.add_argument("--skip-pandas", action="store_true", help="same as --peers featuretools")
+    ap.add_argument("--profile", action="store_true", help="time our featurize per family")
+    ap.add_argument(
+        "--featuretools-python",
+        type=Path,
+        default=None,
+        help=f"python with featuretools (default: {PEER_VENV.relative_to(ROOT)}/bin/python)",
+    )
+    ap.add_argument(
+        "--install-peer",
+        action="store_true",
+        help=f"create {PEER_VENV.relative_to(ROOT)} from {PEER_REQUIREMENTS.relative_to(ROOT)}",
+    )
+    ap.add_argument("--featuretools-jobs", type=int, default=1, help="ft.dfs n_jobs")
+    ap.add_argument("--sample", type=int, default=1000, help="rows compared with Featuretools")
     ap.add_argument(
         "--workdir", type=Path, default=None, help="where to put the data (default: a temp dir)"
     )
-    ap.add_argument("--run", choices=["ours", "pandas"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--run", choices=["ours", "pandas", "shared", "direct", "profile"], help=argparse.SUPPRESS
+    )
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=2, help="DuckDB threads for ours (default 2)")
     args = ap.parse_args()
     if args.run == "ours":
         return run_ours(args.data, args.out)
     if args.run == "pandas":
         return run_pandas(args.data, args.out)
+    if args.run == "shared":
+        return run_ours_shared(args.data, args.out, args.threads)
+    if args.run == "direct":
+        return run_ours_direct(args.data, args.out, args.threads)
+    if args.run == "profile":
+        return run_profile(args.data, args.out, args.threads)
+
+    peers = "featuretools" if args.skip_pandas and args.peers == "all" else args.peers
+    ft_python = peer_python(args.featuretools_python)
+    if args.install_peer and args.featuretools_python is None:
+        ft_python = install_peer()
+    ft_version = check_peer(ft_python) if peers in ("featuretools", "all") else None
+    if args.install_peer and peers == "none" and not args.profile:
+        print(f"featuretools {check_peer(ft_python)} at {ft_python}")
+        return None
 
     work = Path(tempfile.mkdtemp(prefix="bench-featurize-", dir=args.workdir))
     try:
@@ -274,54 +549,134 @@ def main() -> None:
         sizes = generate(args.events, work / "data")
         print(f"generated in {time.perf_counter() - t0:.1f}s: {sizes}", flush=True)
         me = [sys.executable, str(Path(__file__).resolve())]
-        results = {}
-        results["ours (Ibis/DuckDB)"] = measure(
-            [
-                *me,
-                "--run",
-                "ours",
-                "--data",
-                str(work / "data"),
-                "--out",
-                str(work / "ours.parquet"),
-            ]
-        )
-        print("ours:", results["ours (Ibis/DuckDB)"], flush=True)
-        if not args.skip_pandas:
-            results["pandas baseline"] = measure(
-                [
-                    *me,
-                    "--run",
-                    "pandas",
-                    "--data",
-                    str(work / "data"),
-                    "--out",
-                    str(work / "pandas.parquet"),
-                ]
-            )
-            print("pandas:", results["pandas baseline"], flush=True)
-        print(
-            f"\nfeaturize benchmark: {args.events:,} events, {sizes['customers']:,} customers, "
+        data = str(work / "data")
+        head = (
+            f"{args.events:,} events, {sizes['customers']:,} customers, "
             f"{len(CUTOFFS)} cutoffs, {sizes['spine_rows']:,} spine rows"
         )
-        print(f"{'implementation':<22}{'wall s':>10}{'peak RSS MiB':>15}  output")
-        for name, r in results.items():
-            print(f"{name:<22}{r['wall_s']:>10.1f}{r['peak_rss_mib']:>15.0f}  {r['out']}")
-        if "pandas baseline" in results:
-            o, p = results["ours (Ibis/DuckDB)"], results["pandas baseline"]
-            print(
-                f"speed-up: {p['wall_s'] / o['wall_s']:.2f}x   memory: ours = "
-                f"{o['peak_rss_mib'] / p['peak_rss_mib']:.2f} of pandas"
-            )
-            n_cols, problems = compare(work / "ours.parquet", work / "pandas.parquet")
-            print(
-                f"agreement on a 500-row sample, {n_cols} shared columns: "
-                + ("OK" if not problems else "MISMATCH " + "; ".join(problems))
-            )
-        else:
-            print("pandas baseline not run (--skip-pandas)")
+        if peers in ("pandas", "all"):
+            _pandas_comparison(me, data, work, head)
+        if peers in ("featuretools", "all"):
+            _featuretools_comparison(me, data, work, head, args, ft_python, ft_version)
+        if args.profile:
+            _profile(me, data, work, head, args.threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _row(name: str, r: dict) -> str:
+    return f"{name:<34}{r['wall_s']:>9.1f}{r['peak_rss_mib']:>14.0f}  {r['out']}"
+
+
+def _pandas_comparison(me: list[str], data: str, work: Path, head: str) -> None:
+    """All our families vs the pandas baseline of the engagement/payment/ticket features."""
+    results = {}
+    for name, run, out in (
+        ("ours (Ibis/DuckDB)", "ours", "ours.parquet"),
+        ("pandas baseline", "pandas", "pandas.parquet"),
+    ):
+        results[name] = measure([*me, "--run", run, "--data", data, "--out", str(work / out)])
+        print(f"{name}:", results[name], flush=True)
+    print(f"\nfeaturize benchmark vs pandas: {head}")
+    print(f"{'implementation':<34}{'wall s':>9}{'peak RSS MiB':>14}  output")
+    for name, r in results.items():
+        print(_row(name, r))
+    o, p = results["ours (Ibis/DuckDB)"], results["pandas baseline"]
+    print(
+        f"speed-up: {p['wall_s'] / o['wall_s']:.2f}x   memory: ours = "
+        f"{o['peak_rss_mib'] / p['peak_rss_mib']:.2f} of pandas"
+    )
+    n_cols, problems = compare(work / "ours.parquet", work / "pandas.parquet")
+    print(
+        f"agreement on a 500-row sample, {n_cols} shared columns: "
+        + ("OK" if not problems else "MISMATCH " + "; ".join(problems))
+    )
+
+
+def _featuretools_comparison(
+    me: list[str],
+    data: str,
+    work: Path,
+    head: str,
+    args: argparse.Namespace,
+    ft_python: Path,
+    ft_version: str | None,
+) -> None:
+    """The shared features: ours (the stage; the building blocks) vs Featuretools, one run."""
+    peer = Path(__file__).resolve().parent / "featuretools_peer.py"
+    results = {}
+    runs = [
+        (f"ours: featurize stage, {args.threads} thr", [*me, "--run", "shared"], "stage.parquet"),
+        (f"ours: shared only, {args.threads} thr", [*me, "--run", "direct"], "direct.parquet"),
+    ]
+    if args.threads != 1:
+        runs.append(("ours: featurize stage, 1 thread", [*me, "--run", "shared"], "stage1.parquet"))
+    for name, cmd, out in runs:
+        threads = "1" if "1 thread" in name else str(args.threads)
+        results[name] = measure(
+            [*cmd, "--data", data, "--out", str(work / out), "--threads", threads]
+        )
+        print(f"{name}:", results[name], flush=True)
+    ft_name = f"Featuretools {ft_version} (n_jobs={args.featuretools_jobs})"
+    results[ft_name] = measure(
+        [
+            str(ft_python),
+            str(peer),
+            "--data",
+            data,
+            "--out",
+            str(work / "featuretools.parquet"),
+            "--types",
+            ",".join(SHARED_TYPES),
+            "--windows",
+            ",".join(map(str, SHARED_WINDOWS)),
+            "--n-jobs",
+            str(args.featuretools_jobs),
+        ]
+    )
+    print(f"{ft_name}:", results[ft_name], flush=True)
+    print(
+        f"\nfeaturize benchmark vs Featuretools: {head}\nshared features: count, sum and mean "
+        f"of value per event type ({len(SHARED_TYPES)}) and window "
+        f"({'/'.join(map(str, SHARED_WINDOWS))} days) = {len(shared_columns())} columns, "
+        "events strictly before the cutoff"
+    )
+    print(f"{'implementation':<34}{'wall s':>9}{'peak RSS MiB':>14}  output")
+    for name, r in results.items():
+        print(_row(name, r))
+    f = results[ft_name]
+    for name, _, _ in runs:
+        o = results[name]
+        print(
+            f"Featuretools / {name}: {f['wall_s'] / o['wall_s']:.2f}x time, "
+            f"ours = {o['peak_rss_mib'] / f['peak_rss_mib']:.2f} of its peak RSS"
+        )
+    for name, _, out in runs:
+        what, problems = compare_shared(work / out, work / "featuretools.parquet", args.sample)
+        print(
+            f"equal to Featuretools ({name}), {what}: "
+            + ("OK" if not problems else "MISMATCH " + "; ".join(problems[:6]))
+        )
+
+
+def _profile(me: list[str], data: str, work: Path, head: str, threads: int) -> None:
+    """Our featurize per step and per family (default config, all tables), one query each."""
+    out = work / "profile.json"
+    r = measure(
+        [*me, "--run", "profile", "--data", data, "--out", str(out), "--threads", str(threads)]
+    )
+    steps = json.loads(out.read_text())
+    print(f"\nprofile of our featurize ({threads} DuckDB threads): {head}")
+    print(
+        f"  (one process, {r['wall_s']:.1f} s wall incl. imports, "
+        f"peak RSS {r['peak_rss_mib']:.0f} MiB)"
+    )
+    families_s = sum(s["s"] for s in steps if s["step"].startswith("family "))
+    print(f"{'step':<54}{'s':>8}{'columns':>9}")
+    for s in steps:
+        cols = "" if s["columns"] is None else str(s["columns"])
+        print(f"{s['step']:<54}{s['s']:>8.2f}{cols:>9}")
+    print(f"{'sum of the families run one by one':<54}{families_s:>8.2f}")
 
 
 if __name__ == "__main__":
