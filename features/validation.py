@@ -532,6 +532,12 @@ def _process(
 ) -> None:
     """Row checks of one table in DuckDB; write kept and quarantined rows; fill in `rep`."""
     name = contract.name
+    if src.sql is not None or _format(src) != "parquet":
+        # the checks scan the source several times: a CSV or JSON file is parsed (a query run)
+        # once, into a table of the on-disk work database (exact types, bounded memory, no spill)
+        table = quote(f"source_{name}")
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {quote(source.view)}")
+        source = dataclasses.replace(source, view=f"source_{name}")
     raw_cols = list(source.types)
     exprs = _parse_exprs(contract, source, src)
     present = set(exprs)
@@ -580,6 +586,7 @@ def _process(
         con.execute(f"DROP VIEW {quarantined}")
         con.execute(f"DROP TABLE IF EXISTS {quote('flagged_' + name)}")
         con.execute(f"DROP TABLE IF EXISTS {quote('staged_' + name)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote('source_' + name)}")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
