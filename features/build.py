@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Sequence
@@ -232,28 +233,35 @@ def with_cached_daily_events(
 
     All event features read this aggregate; the raw event table is scanned once per run. With
     `buckets` > 1 the events and their aggregate are partitioned by customer bucket (a `bucket`
-    column, one directory each) so that a bucket's features read only its own customers' rows.
+    column, one directory each) so that a bucket's features read only its own customers' rows;
+    the other customer tables (churn events, responses, tickets) are split the same way, one
+    pass each, so that no chunk scans a whole table.
     """
     if tables.events is None:
         return tables
+    types = list(all_event_types(cfg))
     if buckets <= 1:
         path = work_dir / "events_daily.parquet"
-        daily_events(tables.events, all_event_types(cfg)).to_parquet(path)
+        daily_events(tables.events, types).to_parquet(path)
         log.info("daily event aggregate written to %s", path)
         return tables.replace(events_daily=con.read_parquet(path, table_name="events_daily"))
     # One streaming pass splits the events the features read by customer bucket (a partitioned
-    # copy, no aggregation); then each bucket is aggregated on its own, so the memory needed stays
+    # copy, no aggregation; aggregating and splitting in one pass runs out of a 1 GB limit at a
+    # million customers); then each bucket is aggregated on its own, so the memory needed stays
     # that of one bucket however many customers there are.
-    types = list(all_event_types(cfg))
-    wanted = tables.events.filter(tables.events.event_type.isin(types))
-    split = work_dir / "events_by_bucket"
+    ev = tables.events
+    columns = [c for c in EVENT_COLUMNS if c in ev.columns]  # the contract's: what families read
+    wanted = ev.filter(ev.event_type.isin(types)).select(*columns)
+    by_bucket = work_dir / "events_by_bucket"
     con.to_parquet(
-        wanted.mutate(bucket=_bucket(wanted.customer_id, buckets)), split, partition_by=("bucket",)
+        wanted.mutate(bucket=_bucket(wanted.customer_id, buckets)),
+        by_bucket,
+        partition_by=("bucket",),
     )
-    if not any(split.glob("*/*.parquet")):  # none of the event types occur
+    if not any(by_bucket.glob("*/*.parquet")):  # none of the event types occur
         return with_cached_daily_events(tables, cfg, con, work_dir, 1)
     events = con.read_parquet(
-        f"{split}/*/*.parquet", hive_partitioning=True, table_name="events_by_bucket"
+        f"{by_bucket}/*/*.parquet", hive_partitioning=True, table_name="events_by_bucket"
     )
     path = work_dir / "events_daily"
     for bucket in range(buckets):
@@ -264,12 +272,27 @@ def with_cached_daily_events(
     log.info("daily event aggregate written to %s (%d customer buckets)", path, buckets)
     # `events` becomes the bucketed copy (only the types features read): a bucket's raw events
     # (fee changes) are then one partition, not a filtered scan of every event.
-    return tables.replace(
-        events=events,
-        events_daily=con.read_parquet(
+    split: dict[str, ibis.Table | None] = {
+        "events": events,
+        "events_daily": con.read_parquet(
             f"{path}/*/*.parquet", hive_partitioning=True, table_name="events_daily"
         ),
-    )
+    }
+    for name in ("churn_events", "responses", "tickets"):
+        table = getattr(tables, name)
+        if table is None or "bucket" in table.columns:
+            continue
+        target = work_dir / f"{name}_by_bucket"
+        con.to_parquet(
+            table.mutate(bucket=_bucket(table.customer_id, buckets)),
+            target,
+            partition_by=("bucket",),
+        )
+        if any(target.glob("*/*.parquet")):  # an empty table stays as it is
+            split[name] = con.read_parquet(
+                f"{target}/*/*.parquet", hive_partitioning=True, table_name=f"{name}_by_bucket"
+            )
+    return tables.replace(**split)
 
 
 def _only_bucket(tables: Tables, bucket: int, buckets: int) -> Tables:
@@ -279,17 +302,71 @@ def _only_bucket(tables: Tables, bucket: int, buckets: int) -> Tables:
     features (e.g. how many categories a column has), and a bucket must not change that.
     """
     changed: dict[str, ibis.Table | None] = {}
-    for name in ("churn_events", "events", "responses", "tickets", "events_daily"):
+    for name in _INPUTS:
         table = getattr(tables, name)
         if table is None:
             continue
-        if "bucket" in table.columns:  # the bucketed copies of the events: prune partitions
+        if "bucket" in table.columns:  # the bucketed copies: prune partitions
             if buckets > 1:
                 table = table.filter(table.bucket == bucket)
             changed[name] = table.drop("bucket")
         elif buckets > 1:
             changed[name] = table.filter(_bucket(table.customer_id, buckets) == bucket)
     return tables.replace(**changed)
+
+
+# The events columns of the input contract (features/contract.py): the bucketed copy keeps only
+# these, so that extra columns (free text, ids) are not copied.
+EVENT_COLUMNS = ("customer_id", "ts", "event_type", "value")
+_INPUTS = ("churn_events", "events", "responses", "tickets", "events_daily")
+
+
+class _ChunkQuery:
+    """The feature query of one chunk, built and compiled once and re-run for every chunk.
+
+    Its inputs (the chunk's spine rows and the chunk's bucket of each customer table but
+    `customers`) are named views that each chunk replaces; the feature expression reads the
+    views, so the Ibis expressions and their SQL are made once per table, not once per chunk (a
+    few seconds of Python each), and a chunk costs only its query.
+    """
+
+    _serial = 0
+
+    def __init__(self, con: ibis.BaseBackend) -> None:
+        _ChunkQuery._serial += 1
+        self.con = con
+        self.prefix = f"_features_{os.getpid()}_{_ChunkQuery._serial}"
+        self.views: list[str] = []
+
+    def bind(self, spine: ibis.Table, tables: Tables) -> tuple[ibis.Table, Tables]:
+        """Point the input views at this chunk's rows; return the tables that read the views."""
+        named: dict[str, ibis.Table | None] = {}
+        for name, table in (("spine", spine), *((n, getattr(tables, n)) for n in _INPUTS)):
+            if table is None:
+                named[name] = None
+                continue
+            view = f"{self.prefix}_{name}"
+            self.con.create_view(view, table, overwrite=True)
+            if view not in self.views:
+                self.views.append(view)
+            named[name] = self.con.table(view)
+        chunk = named.pop("spine")
+        assert chunk is not None
+        return chunk, tables.replace(**named)
+
+    def register_functions(self, expr: ibis.Table) -> None:
+        """Register the Python UDFs `expr` calls (the text normaliser): running an expression
+        does it, creating a view of it does not."""
+        hooks = getattr(self.con, "_run_pre_execute_hooks", None)
+        if hooks is not None:  # Ibis' own step before running an expression
+            hooks(expr)
+        else:  # another Ibis version: run it on no rows
+            expr.limit(0).to_pyarrow()
+
+    def drop(self) -> None:
+        """Drop every view this query made (the feature view first, then its inputs)."""
+        for view in reversed(self.views):  # (Ibis' drop_view emits no name with this sqlglot)
+            self.con.raw_sql(f'DROP VIEW IF EXISTS "{view}"')
 
 
 def write_feature_table(
@@ -318,7 +395,13 @@ def write_feature_table(
     own_tmp = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="featurize-")) if own_tmp else Path(work_dir)  # type: ignore[arg-type]
     work.mkdir(parents=True, exist_ok=True)
+    query: _ChunkQuery | None = None
     try:
+        # The spine is evaluated once (it may be a query over whole tables, e.g. the scoring
+        # population): every chunk then reads its rows from this file, not the query again.
+        spine_path = work / "spine.parquet"
+        spine.to_parquet(spine_path)
+        spine = con.read_parquet(spine_path)
         cutoffs = cutoffs_of(spine)
         chunks = _chunks(spine, cutoffs, rows_per_chunk)
         most = max((buckets for _, _, buckets in chunks), default=1)
@@ -326,23 +409,39 @@ def write_feature_table(
         if facts is None:
             facts = plan_families(cached, cfg, keep)
         extra = [c for c in spine.columns if c not in KEYS]
+        if not chunks:
+            fs = build_features(_only_bucket(cached, 0, 1), spine, cfg, facts)
+            empty = spine.left_join(fs.table, list(KEYS)).select(
+                *KEYS, *extra, *[f.name for f in fs.catalog]
+            )
+            _write_parts([], Path(out), empty.schema().to_pyarrow())
+            return fs.catalog
         parts: list[Path] = []
         catalog: tuple[FeatureInfo, ...] = ()
+        query = _ChunkQuery(con)
+        features: ibis.Table | None = None
+        ctype = spine.cutoff.type()
         for i, (group, bucket, buckets) in enumerate(chunks):
             lo, hi = group[0], group[-1]
-            ctype = spine.cutoff.type()
             chunk = spine.filter(
                 spine.cutoff >= ibis.literal(lo, ctype), spine.cutoff <= ibis.literal(hi, ctype)
             )
             if buckets > 1:
                 chunk = chunk.filter(_bucket(chunk.customer_id, buckets) == bucket)
-            chunk = chunk.view()
-            fs = build_features(_only_bucket(cached, bucket, buckets), chunk, cfg, facts)
-            catalog = fs.catalog
-            joined = chunk.left_join(fs.table, list(KEYS))
-            expr = joined.select(*KEYS, *extra, *[f.name for f in catalog]).order_by(list(KEYS))
+            chunk, chunk_tables = query.bind(chunk, _only_bucket(cached, bucket, buckets))
+            if features is None:  # built once: the views it reads change with every chunk
+                chunk = chunk.view()
+                fs = build_features(chunk_tables, chunk, cfg, facts)
+                catalog = fs.catalog
+                joined = chunk.left_join(fs.table, list(KEYS))
+                expr = joined.select(*KEYS, *extra, *[f.name for f in catalog])
+                name = f"{query.prefix}_features"
+                query.register_functions(expr)
+                con.create_view(name, expr, overwrite=True)
+                query.views.append(name)
+                features = con.table(name).order_by(list(KEYS))
             part = work / f"part-{i:04d}.parquet"
-            expr.to_parquet(part)
+            features.to_parquet(part)
             parts.append(part)
             log.info(
                 "features for cutoffs %s .. %s (customer bucket %d of %d) written",
@@ -351,17 +450,11 @@ def write_feature_table(
                 bucket + 1,
                 buckets,
             )
-        if not parts:
-            fs = build_features(_only_bucket(cached, 0, 1), spine, cfg, facts)
-            catalog = fs.catalog
-            empty = spine.left_join(fs.table, list(KEYS)).select(
-                *KEYS, *extra, *[f.name for f in catalog]
-            )
-            _write_parts([], Path(out), empty.schema().to_pyarrow())
-        else:
-            _write_parts(parts, Path(out), None)
+        _write_parts(parts, Path(out), None)
         return catalog
     finally:
+        if query is not None:
+            query.drop()
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
 
