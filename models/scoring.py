@@ -91,8 +91,18 @@ def top_reasons(contrib: np.ndarray, k: int) -> np.ndarray:
     """
     values = contrib[:, :-1] if contrib.shape[1] > 1 else contrib
     k = min(k, values.shape[1])
-    # stable sort of the negated values: equal contributions keep feature order
-    return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    if k == 0 or not np.isfinite(values).all():  # the masking below needs finite values
+        # stable sort of the negated values: equal contributions keep feature order
+        return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    # The same order as that stable sort, in k passes instead of sorting every feature: argmax
+    # returns the first largest (so ties keep feature order), then that one is masked out.
+    rest = values.copy()
+    rows = np.arange(len(rest))
+    out = np.empty((len(rest), k), dtype=np.intp)
+    for i in range(k):
+        out[:, i] = np.argmax(rest, axis=1)
+        rest[rows, out[:, i]] = -np.inf
+    return out
 
 
 def churn_types(
