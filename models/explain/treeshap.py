@@ -26,14 +26,23 @@ which keeps the table memory bounded for very deep trees.
 
 The fast backend needs numba; without it (or for models it does not cover: multiclass, linear
 trees) `contributions` falls back to LightGBM's own `pred_contrib`.
+
+The compiled kernels are cached on disk and reused by every later process (compiling them takes
+seconds; loading them a fraction of one): in `NUMBA_CACHE_DIR` when set, else in the user's cache
+directory (`$XDG_CACHE_HOME` or `~/.cache`, then `churn-pipeline/numba`), so a fresh clone, a
+read-only install and a CI job that keeps `~/.cache` all compile once. When that directory is not
+writable numba falls back to its own places (`__pycache__` beside this file, its user cache).
+numba keys the cache by this file's content hash, so an edit recompiles.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -504,12 +513,28 @@ def _shap_kernel_impl(
                             out[r, slot_feature[f0 + j]] -= a_all
 
 
+def kernel_cache_dir() -> Path:
+    """Where the compiled kernels are kept across processes: `NUMBA_CACHE_DIR` when set, else
+    `$XDG_CACHE_HOME/churn-pipeline/numba` (default `~/.cache/churn-pipeline/numba`)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "churn-pipeline" / "numba"
+
+
 if _HAVE_NUMBA:
     _prange = _numba.prange
-    _leaf_direct = _numba.njit(cache=True, nogil=True)(_leaf_direct)
-    _go_left = _numba.njit(cache=True, nogil=True, inline="always")(_go_left)
-    _fill_tables = _numba.njit(cache=True, nogil=True)(_fill_tables_impl)
-    _shap_kernel = _numba.njit(cache=True, nogil=True, parallel=True)(_shap_kernel_impl)
+    # numba picks a function's cache directory when it is decorated, from its config: point it
+    # at ours for these four only (the process' other numba users keep their setting).
+    _configured = _numba.config.CACHE_DIR
+    _numba.config.CACHE_DIR = str(kernel_cache_dir())
+    try:
+        _leaf_direct = _numba.njit(cache=True, nogil=True)(_leaf_direct)
+        _go_left = _numba.njit(cache=True, nogil=True, inline="always")(_go_left)
+        _fill_tables = _numba.njit(cache=True, nogil=True)(_fill_tables_impl)
+        _shap_kernel = _numba.njit(cache=True, nogil=True, parallel=True)(_shap_kernel_impl)
+    finally:
+        _numba.config.CACHE_DIR = _configured
 else:  # pragma: no cover - depends on the environment
     _prange = range
     _fill_tables = _fill_tables_impl

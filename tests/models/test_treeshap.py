@@ -246,3 +246,32 @@ def test_frame_with_wrong_columns_is_rejected_with_the_column_name() -> None:
         treeshap.contributions(booster, x.drop(columns="csat_mean_90d"))
     with pytest.raises(treeshap.TreeShapError, match="noise.*dtype"):
         treeshap.contributions(booster, x.assign(noise="high"))
+
+
+_CACHE_PATH = "from models.explain import treeshap; print(treeshap._shap_kernel._cache.cache_path)"
+
+
+@pytest.mark.skipif(not treeshap._HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("numba_cache_dir", [None, "custom"])
+def test_compiled_kernels_are_cached_in_the_user_cache_dir_or_numba_cache_dir(
+    tmp_path, numba_cache_dir: str | None
+) -> None:
+    """The kernels' on-disk cache (reused by later processes) is under NUMBA_CACHE_DIR when set,
+    else under $XDG_CACHE_HOME/churn-pipeline/numba, whatever the checkout's location."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    expected = tmp_path / "xdg" / "churn-pipeline" / "numba"
+    if numba_cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(tmp_path / numba_cache_dir)
+        expected = tmp_path / numba_cache_dir
+    out = subprocess.run(
+        [sys.executable, "-c", _CACHE_PATH], env=env, capture_output=True, text=True, check=True
+    )
+    path = Path(out.stdout.strip().splitlines()[-1])
+    assert path.parent == expected
+    assert path.is_dir()  # numba made it: writable, so the cache is kept there
