@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from features.catalog import FeatureInfo
 from models.model import OTHER, FeatureSpec, LoadedModel
@@ -81,6 +84,23 @@ def test_top_reasons_are_largest_first_and_ignore_the_bias() -> None:
     # ties keep feature order: deterministic
     assert top_reasons(np.array([[0.2, 0.2, 0.2, 0.0]]), 2).tolist() == [[0, 1]]
     assert top_reasons(np.array([[0.2, 0.1, 0.0]]), 5).shape == (1, 2)
+
+
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(0, 20), st.integers(1, 8)),
+        elements=st.sampled_from([-0.5, -0.1, 0.0, 0.1, 0.5, 2.0, -np.inf]),
+    ),
+    st.integers(0, 9),
+)
+@settings(max_examples=300, deadline=None)
+def test_top_reasons_equal_the_stable_sort_of_every_feature(contrib, k) -> None:
+    """Whatever the ties: the k largest in the order of a stable descending sort (the reasons
+    of every scored customer depend on it)."""
+    values = contrib[:, :-1] if contrib.shape[1] > 1 else contrib
+    expected = np.argsort(-values, axis=1, kind="stable")[:, : min(k, values.shape[1])]
+    np.testing.assert_array_equal(top_reasons(contrib, k), expected)
 
 
 def test_churn_type_is_the_type_whose_groups_add_most_risk() -> None:
