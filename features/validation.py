@@ -585,6 +585,7 @@ def _process(
     if rep.quarantined_fraction <= params.max_quarantine_fraction:  # else kept for the example
         con.execute(f"DROP VIEW {quarantined}")
         con.execute(f"DROP TABLE IF EXISTS {quote('flagged_' + name)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote('flagged_keys_' + name)}")
         con.execute(f"DROP TABLE IF EXISTS {quote('staged_' + name)}")
         con.execute(f"DROP TABLE IF EXISTS {quote('source_' + name)}")
 
