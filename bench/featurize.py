@@ -23,6 +23,8 @@ of `value`, for every (customer_id, cutoff) of the spine, events strictly before
   ours (shared only)     - the same code path's building blocks for exactly the shared features:
            features.families.engagement.daily_events + event_window_features (no active days,
            trend, recency), mean = sum / count in the same query
+  reference              - one plain DuckDB SQL pass over the raw events (not our code): the join
+           bounded to the longest window, grouped per (customer, cutoff, type), then pivoted
   Featuretools           - bench/featuretools_peer.py in its own venv (pandas 2): one ft.dfs per
            window with the spine as cutoff_time, training_window, include_cutoff_time=False
 The shared matrices are compared on a random sample of rows (floats to 1e-9; key sets in full).
@@ -89,11 +91,22 @@ def generate(n_events: int, out: Path, threads: int = 2) -> dict[str, int]:
                      ['DE','FR','ES','IT'][1 + (hash(i * 5) % 4)::BIGINT] AS country,
                      random() AS noise
               FROM range({n_cust}) t(i)) TO '{out}/customers.parquet' (FORMAT PARQUET)""")
-    # events sorted by time (as an append-only log would be)
+    # events sorted by time (as an append-only log would be), but one in 1000 is put exactly on
+    # a point-in-time boundary: a cutoff (excluded), a microsecond before it, or a window's first
+    # instant (cutoff - w days, included), so that the equality checks exercise the boundaries
+    bounds = sorted(
+        {
+            f"TIMESTAMPTZ '{c} 00:00:00+00' - INTERVAL {d} DAY{' - INTERVAL 1 MICROSECOND' * us}"
+            for c in CUTOFFS
+            for d, us in [(0, 0), (0, 1), *((w, 0) for w in (*WINDOWS, *SHARED_WINDOWS))]
+        }
+    )
     con.execute(f"""
         COPY (SELECT 'C' || lpad((hash(i) % {n_cust})::VARCHAR, 8, '0') AS customer_id,
-                     TIMESTAMPTZ '2024-01-01 00:00:00+00'
-                       + to_microseconds((i * (366 * 86400000000 // {n_events}))::BIGINT) AS ts,
+                     CASE WHEN i % 1000 = 7
+                          THEN [{", ".join(bounds)}][1 + (hash(i) % {len(bounds)})::BIGINT]
+                     ELSE TIMESTAMPTZ '2024-01-01 00:00:00+00'
+                       + to_microseconds((i * (366 * 86400000000 // {n_events}))::BIGINT) END AS ts,
                      {type_case} AS event_type,
                      round(random() * 60, 1) AS value
               FROM (SELECT i, random() AS r FROM range({n_events}) t(i)))
@@ -321,6 +334,48 @@ def run_ours_direct(data: Path, out: Path, threads: int) -> None:
     print(json.dumps({"shared": len(shared_columns()), "threads": threads}))
 
 
+def run_reference(data: Path, out: Path, threads: int) -> None:
+    """Reference pass (plain DuckDB SQL, not our code): the shared features from the raw events
+    in one join bounded to the longest window, grouped per (customer, cutoff, type) with one
+    FILTER per window, then pivoted to one row per (customer, cutoff)."""
+    import duckdb
+
+    con = duckdb.connect(config={"threads": threads, "memory_limit": "3GB"})
+    con.execute("SET TimeZone = 'UTC'")
+    longest = max(SHARED_WINDOWS)
+    types = ", ".join(f"'{t}'" for t in SHARED_TYPES)
+    per_window = ", ".join(
+        f"count(*) FILTER (WHERE e.ts >= s.cutoff - INTERVAL {w} DAY) AS n_{w}, "
+        f"coalesce(sum(e.value) FILTER (WHERE e.ts >= s.cutoff - INTERVAL {w} DAY), 0) AS v_{w}"
+        for w in SHARED_WINDOWS
+    )
+    pivot = []
+    for w in SHARED_WINDOWS:
+        for t in SHARED_TYPES:
+            n = f"coalesce(sum(l.n_{w}) FILTER (WHERE l.event_type = '{t}'), 0)::DOUBLE"
+            v = f"coalesce(sum(l.v_{w}) FILTER (WHERE l.event_type = '{t}'), 0)::DOUBLE"
+            pivot += [
+                f"{n} AS n_{t}_{w}d",
+                f"{v} AS sum_{t}_{w}d",
+                f"CASE WHEN {n} > 0 THEN {v} / {n} END AS mean_{t}_{w}d",
+            ]
+    con.execute(f"""
+        COPY (
+          WITH s AS (SELECT customer_id, cutoff FROM '{data}/spine.parquet'),
+          l AS (
+            SELECT s.customer_id, s.cutoff, e.event_type, {per_window}
+            FROM s JOIN (SELECT customer_id, ts, event_type, value::DOUBLE AS value
+                         FROM '{data}/events.parquet' WHERE event_type IN ({types})) e
+              ON e.customer_id = s.customer_id AND e.ts < s.cutoff
+             AND e.ts >= s.cutoff - INTERVAL {longest} DAY
+            GROUP BY ALL)
+          SELECT s.customer_id, s.cutoff, {", ".join(pivot)}
+          FROM s LEFT JOIN l ON l.customer_id = s.customer_id AND l.cutoff = s.cutoff
+          GROUP BY s.customer_id, s.cutoff
+        ) TO '{out}' (FORMAT PARQUET)""")
+    print(json.dumps({"shared": len(shared_columns()), "threads": threads}))
+
+
 def run_profile(data: Path, out: Path, threads: int) -> None:
     """Our featurize (default config, all tables) step by step: one query per family, each
     timed as building the Ibis expression, compiling it to SQL, and running it to Parquet."""
@@ -425,9 +480,9 @@ def check_peer(python: Path) -> str:
     return probe.stdout.strip()
 
 
-def compare_shared(ours: Path, theirs: Path, n: int = 1000) -> tuple[str, list[str]]:
-    """Shared matrices: key sets in full, every shared column on a random sample of rows
-    (floats to 1e-9, NaN = NaN). Returns (what was compared, problems)."""
+def compare_shared(ours: Path, theirs: Path, n: int = 0) -> tuple[str, list[str]]:
+    """Shared matrices: key sets in full, every shared column on a random sample of `n` rows
+    (0: every row; floats to 1e-9, NaN = NaN). Returns (what was compared, problems)."""
     import numpy as np
     import pandas as pd
 
@@ -442,7 +497,8 @@ def compare_shared(ours: Path, theirs: Path, n: int = 1000) -> tuple[str, list[s
     if missing:
         problems.append(f"columns missing: {missing[:5]}")
         cols = [c for c in cols if c not in missing]
-    rows = np.random.default_rng(0).choice(len(a), size=min(n, len(a)), replace=False)
+    size = min(n, len(a)) if n > 0 else len(a)
+    rows = np.random.default_rng(0).choice(len(a), size=size, replace=False)
     x = a.iloc[rows][cols].to_numpy(dtype="float64", na_value=np.nan)
     y = b.loc[a.index[rows], cols].to_numpy(dtype="float64", na_value=np.nan)
     bad = ~np.isclose(x, y, rtol=1e-9, atol=1e-9, equal_nan=True)
@@ -454,7 +510,8 @@ def compare_shared(ours: Path, theirs: Path, n: int = 1000) -> tuple[str, list[s
         )
     nonzero = int((np.nan_to_num(x) != 0).sum())
     what = (
-        f"{len(rows)} sampled rows x {len(cols)} columns ({nonzero} non-zero values), "
+        f"{len(rows)} {'sampled ' if len(rows) < len(a) else ''}rows x {len(cols)} columns "
+        f"({nonzero} non-zero values), "
         f"keys of all {len(a)} rows"
     )
     return what, problems
@@ -532,12 +589,16 @@ def main() -> None:
         help=f"create {PEER_VENV.relative_to(ROOT)} from {PEER_REQUIREMENTS.relative_to(ROOT)}",
     )
     ap.add_argument("--featuretools-jobs", type=int, default=1, help="ft.dfs n_jobs")
-    ap.add_argument("--sample", type=int, default=1000, help="rows compared with Featuretools")
+    ap.add_argument(
+        "--sample", type=int, default=0, help="rows compared with Featuretools (0: every row)"
+    )
     ap.add_argument(
         "--workdir", type=Path, default=None, help="where to put the data (default: a temp dir)"
     )
     ap.add_argument(
-        "--run", choices=["ours", "pandas", "shared", "direct", "profile"], help=argparse.SUPPRESS
+        "--run",
+        choices=["ours", "pandas", "shared", "direct", "reference", "profile"],
+        help=argparse.SUPPRESS,
     )
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -551,6 +612,8 @@ def main() -> None:
         return run_ours_shared(args.data, args.out, args.threads)
     if args.run == "direct":
         return run_ours_direct(args.data, args.out, args.threads)
+    if args.run == "reference":
+        return run_reference(args.data, args.out, args.threads)
     if args.run == "profile":
         return run_profile(args.data, args.out, args.threads)
 
@@ -631,6 +694,12 @@ def _featuretools_comparison(
         (f"ours: shared only, {args.threads} threads", "direct", args.threads, "direct.parquet"),
         ("ours: shared only, 1 thread", "direct", 1, "direct1.parquet"),
         (f"ours: featurize stage, {args.threads} thr", "shared", args.threads, "stage.parquet"),
+        (
+            f"reference: 1 DuckDB SQL pass, {args.threads} thr",
+            "reference",
+            args.threads,
+            "ref.parquet",
+        ),
     ]
     if args.threads == 1:
         del runs[1]
@@ -671,7 +740,7 @@ def _featuretools_comparison(
         o = results[name]
         print(
             f"Featuretools / {name}: {f['wall_s'] / o['wall_s']:.2f}x time, "
-            f"ours = {o['peak_rss_mib'] / f['peak_rss_mib']:.2f} of its peak RSS"
+            f"peak RSS {o['peak_rss_mib'] / f['peak_rss_mib']:.2f} of Featuretools'"
         )
     for name, _, _, out in runs:
         what, problems = compare_shared(work / out, work / "featuretools.parquet", args.sample)
