@@ -58,9 +58,9 @@ def run_measured(
     env.update(extra_env or {})
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # stderr to a file, not a pipe: a pipe nobody reads blocks the child once its buffer is full
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -72,7 +72,9 @@ def run_measured(
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
-        sys.stderr.write(proc.stderr.read().decode()[-3000:])
+        err.seek(0)
+        sys.stderr.write(err.read().decode(errors="replace")[-3000:])
+    err.close()
     return seconds, peak, proc.returncode
 
 
