@@ -27,7 +27,11 @@ of `value`, for every (customer_id, cutoff) of the spine, events strictly before
            bounded to the longest window, grouped per (customer, cutoff, type), then pivoted
   Featuretools           - bench/featuretools_peer.py in its own venv (pandas 2): one ft.dfs per
            window with the spine as cutoff_time, training_window, include_cutoff_time=False
-The shared matrices are compared on a random sample of rows (floats to 1e-9; key sets in full).
+The shared matrices are compared on every row (`--sample N`: a random sample of N rows), floats
+to 1e-9, key sets in full; one generated event in 1000 sits exactly on a cutoff, a microsecond
+before it, or a window's first instant, so the check sees the boundaries. n_jobs=1: Featuretools'
+n_jobs > 1 needs dask.distributed and the machine's 2 cores are shared; ours is also run with 1
+DuckDB thread.
 `--profile` times our featurize per step and per feature family (default config, all tables).
 
     python bench/featurize.py --events 2000000 --peers featuretools --profile
