@@ -466,7 +466,7 @@ def install_peer(venv: Path = PEER_VENV) -> Path:
 
 
 def check_peer(python: Path) -> str:
-    """The peer's featuretools version; exits 2 with how to create the venv when it is missing."""
+    """The peer's featuretools version; exits (status 1) saying how to get it if missing."""
     how = (
         "create it with: python bench/featurize.py --install-peer   (or by hand: python3.11 -m "
         "venv .bench-venv && .bench-venv/bin/pip install -r bench/requirements-peer.txt), "
