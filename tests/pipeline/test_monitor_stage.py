@@ -67,7 +67,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cutoff, before and after the shift (the score history keeps all three)."""
     root = tmp_path_factory.mktemp("monitor-project")
     params, settings = (_sections(ROOT / name) for name in ("params.yaml", "settings.yaml"))
-    params["simulate"].update(customers=900, start_date="2024-06-01")
+    params["simulate"].update(customers=900, start_date="2024-06-01", world="simple")
     params["label"].update(first_cutoff="2025-03-01", data_end="2025-08-31")
     params["train"].update(min_positives=10, num_boost_round=200)
     params["evaluate"]["bootstrap"] = 10
