@@ -145,6 +145,16 @@ def _to_probability(model: Any) -> Any:
     return lambda raw: model.calibrator.predict(ex.sigmoid(raw))
 
 
+def _data_source(params: Params) -> str:
+    """Which data the report describes: the simulator's world (simulate.world) or the user's."""
+    if params.simulate.enabled:
+        return (
+            f"simulated business, {params.simulate.world} world (simulate.world, seed "
+            f"{params.simulate.seed})"
+        )
+    return "your data (simulate.enabled is false)"
+
+
 def _churn_definition(params: Params, cutoffs: list[str]) -> str:
     lead = params.label.lead_days
     window = (
@@ -176,6 +186,9 @@ def build(params: Params) -> dict[str, Any]:
     )
     shap_seconds = time.perf_counter() - started
 
+    bands = ex.rating_bands(
+        population, LABEL, population["churn_probability"].to_numpy(dtype=float)
+    )
     tables, notes = ex.driver_tables(
         result,
         rows,
@@ -192,6 +205,7 @@ def build(params: Params) -> dict[str, Any]:
     header["churn_definition"] = _churn_definition(params, header["test_cutoffs"])
     header["test_churn_rate"] = float(population[LABEL].mean()) if len(population) else None
     header["money"] = money
+    header["data_source"] = _data_source(params)
     images, dependence = figures.draw_figures(
         result,
         tables["importance.csv"],
@@ -209,6 +223,7 @@ def build(params: Params) -> dict[str, Any]:
         segments=tables["segments.csv"],
         segment_notes=notes,
         touchpoints=tables["touchpoints.csv"],
+        rating_bands=bands,
         images=images,
         dependence=dependence,
         alerts=alerts,
@@ -224,6 +239,8 @@ def build(params: Params) -> dict[str, Any]:
     )
     if alerts is not None:
         tables["alerts_backtest.csv"] = alerts
+    if not bands.empty:
+        tables["rating_bands.csv"] = bands
     return {
         "html": report.render_html(content),
         "tables": tables,

@@ -594,6 +594,53 @@ def touchpoint_analysis(
     return frame.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
 
 
+def rating_bands(
+    rows: pd.DataFrame,
+    label: str,
+    probability: np.ndarray | None = None,
+    column: str = "csat_mean_90d",
+    low_below: float = 5.0,
+    high_from: float = 8.0,
+) -> pd.DataFrame:
+    """Realised churn by band of the customers' recent rating: does a neutral rating precede
+    leaving? One row per band (low < `low_below` <= neutral < `high_from` <= high, and no rating
+    in the window), over every row given (all test customers, not the SHAP sample): customers,
+    churned, churn rate, and the mean of the model's `probability` (one per row) when given.
+
+    Empty when `column` is not in `rows` (a business without surveys).
+    """
+    if column not in rows.columns or label not in rows.columns:
+        return pd.DataFrame()
+    score = pd.to_numeric(rows[column], errors="coerce")
+    bands = [
+        ("no rating", score.isna()),
+        (f"low (below {low_below:g})", score < low_below),
+        (
+            f"neutral ({low_below:g} to below {high_from:g})",
+            (score >= low_below) & (score < high_from),
+        ),
+        (f"high ({high_from:g} and above)", score >= high_from),
+    ]
+    records = []
+    for band, mask in bands:
+        chosen = mask.to_numpy()
+        part = rows.loc[chosen]
+        churned = int(part[label].sum())
+        records.append(
+            {
+                "band": band,
+                "column": column,
+                "customers": len(part),
+                "churned": churned,
+                "churn_rate": churned / len(part) if len(part) else float("nan"),
+                "mean_probability": float(np.mean(probability[chosen]))
+                if probability is not None and chosen.any()
+                else float("nan"),
+            }
+        )
+    return pd.DataFrame(records)
+
+
 def driver_tables(
     result: ShapResult,
     rows: pd.DataFrame,

@@ -45,6 +45,7 @@ class ReportContent:
     kpis_note: str = ""
     # more sections after the standard ones: (id, title, HTML body), e.g. the leakage guard
     extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
+    rating_bands: pd.DataFrame | None = None  # realised churn by recent rating band
     # value at risk of the test cutoff (models/explain/drivers.value_at_risk); None: not computed
     money: dict[str, Any] | None = None
     top_reasons: pd.DataFrame | None = None  # money at risk by top reason (top_reason_money)
@@ -185,6 +186,7 @@ def _header(h: dict[str, Any]) -> str:
         ("Model", f"{_e(h.get('model_name'))} version {_e(h.get('model_version'))}"),
         ("MLflow run", _e(h.get("run_id"))),
         ("Data as of", _e(h.get("as_of"))),
+        *((("Data", _e(h["data_source"])),) if h.get("data_source") else ()),
         ("Sample", _e(h.get("sample"))),
     ]
     if h.get("test_churn_rate") is not None:
@@ -426,6 +428,32 @@ def _touchpoints_section(c: ReportContent) -> str:
         "Touchpoints that matter a lot but are rated low (top left) are where improvements "
         "should cut churn most. The dashed lines are the averages over touchpoints.</p>"
         f"{_img(c.images['touchpoints'], 'Touchpoint importance vs performance')}{table}"
+        f"{_rating_bands(c)}"
+    )
+
+
+def _rating_bands(c: ReportContent) -> str:
+    """Realised churn by band of the recent rating (every test customer): a neutral band whose
+    churn rate sits above the high band's is an early sign, not a safe score."""
+    bands = c.rating_bands
+    if bands is None or bands.empty:
+        return ""
+    table = html_table(
+        bands,
+        [
+            ("band", "Mean rating in the last 90 days", ""),
+            ("customers", "Customers", "int"),
+            ("churned", "Churned", "int"),
+            ("churn_rate", "Churn rate", "pct"),
+            ("mean_probability", "Mean predicted probability", "pct"),
+        ],
+    )
+    return (
+        "<h3>Ratings and churn</h3><p class='note'>Every test customer by their mean "
+        f"satisfaction rating over the 90 days before the cutoff (<code>{_e(bands['column'][0])}"
+        "</code>, any touchpoint). Compare the neutral band with the high one: customers who "
+        "answer in the middle of the scale often leave more than the satisfied ones, and those "
+        "who never answer are a group of their own.</p>" + table
     )
 
 

@@ -541,6 +541,14 @@ def test_explain_stage_writes_the_report_and_logs_it_to_the_models_run(in_projec
     assert header["money"]["available"] and header["money"]["value_at_risk"] > 0
     assert '<section id="glossary">' in page and "Net revenue retention" in page
     assert "share of the customers active at the test cutoff" in page
+    assert header["data_source"].startswith("simulated business, ")  # which world, in the page
+    assert header["data_source"] in page
+    # realised churn by rating band, when the model table has a recent mean rating
+    has_rating = (
+        "csat_mean_90d" in pd.read_parquet(in_project / "data/processed/features.parquet").columns
+    )
+    assert (out / "rating_bands.csv").exists() == has_rating
+    assert ("Ratings and churn" in page) == has_rating
     assert not REPR_PATTERNS.search(visible_text(page)), REPR_PATTERNS.search(visible_text(page))
     reasons = pd.read_csv(out / "top_reasons.csv")
     assert reasons["value_at_risk"].sum() == pytest.approx(header["money"]["value_at_risk"])
@@ -687,3 +695,23 @@ def test_explain_logs_a_warning_when_the_mlflow_run_is_unknown(
         assert churn("explain", "--params", "params_other.yaml") == 0
     assert "not found" in caplog.text and "driver report not logged" in caplog.text
     assert Path("reports/drivers_other/index.html").exists()
+
+
+def test_rating_bands_count_every_customer_once_with_their_churn_rate() -> None:
+    rows = pd.DataFrame(
+        {
+            "csat_mean_90d": [2.0, 4.9, 5.0, 6.5, 7.9, 8.0, 10.0, np.nan, np.nan, 9.0],
+            "churned": [1, 1, 1, 1, 0, 0, 0, 1, 0, 0],
+        }
+    )
+    probability = np.linspace(0.1, 1.0, 10)
+    bands = ex.rating_bands(rows, "churned", probability).set_index("band")
+    assert bands["customers"].sum() == len(rows)
+    assert bands.loc["low (below 5)", ["customers", "churned"]].tolist() == [2, 2]
+    neutral = bands.loc["neutral (5 to below 8)"]
+    assert (neutral["customers"], neutral["churned"]) == (3, 2)
+    assert neutral["churn_rate"] == pytest.approx(2 / 3)
+    assert neutral["mean_probability"] == pytest.approx(probability[2:5].mean())
+    assert bands.loc["high (8 and above)", "churn_rate"] == 0.0
+    assert bands.loc["no rating", "churn_rate"] == 0.5
+    assert ex.rating_bands(rows.drop(columns="csat_mean_90d"), "churned").empty
