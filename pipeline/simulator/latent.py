@@ -38,10 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.simulator.calendar import DAY, HOUR, SECOND, horizon_probability
+from pipeline.simulator.calendar import DAY, HOUR, SECOND
 from pipeline.simulator.month import (
     NEVER_CLOSED,
-    NO_CHURN,
     ChunkSimulator,
     _days,
     _uniform_ts,
@@ -129,6 +128,7 @@ class LatentChunkSimulator(ChunkSimulator):
 
     world = "realistic"
     contrib_names = CONTRIB_NAMES
+    life_event_probability = REALISTIC_LIFE_EVENT_PROBABILITY
 
     def _init_customers(self, existing_fraction: float) -> None:
         super()._init_customers(existing_fraction)  # attributes, contract, noise columns
@@ -206,9 +206,8 @@ class LatentChunkSimulator(ChunkSimulator):
         terms[:, i["frailty"]] = (self.frailty[at] - 1.0) * terms.sum(axis=1)
         return terms
 
-    def _churn_step(self, k: int, m: int, length_days: int) -> None:
-        rng = self.rng
-        at = np.flatnonzero((self.signup < m) & (self.churn_ts == NO_CHURN))
+    def hazards(self, at: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hazard by churn type from the latent contributions, scaled by frailty."""
         contrib = self.latent_contributions(at, k, m)
         v = self.frailty[at]
         h = np.zeros((len(at), 3))
@@ -217,31 +216,7 @@ class LatentChunkSimulator(ChunkSimulator):
         # frailty's own column is already the (v - 1) share: take it out of its type again
         h[:, SIT] -= v * contrib[:, 1 + LATENT_INDEX["frailty"]]
         h[:, SIT] += v * contrib[:, 0]
-        total = h.sum(axis=1)
-        q = REALISTIC_LIFE_EVENT_PROBABILITY
-        p = 1.0 - (1.0 - q) * np.exp(-total)
-        by_cause = (1.0 - q) * (-np.expm1(-total))[:, None] * h / total[:, None]
-        by_cause[:, SIT] += q
-        p_h = horizon_probability(p, k, self.cal, self.horizon_days)
-        prob = by_cause * (p_h / p)[:, None]
-        churn = rng.random(len(at)) < p
-        w = rng.random(len(at)) * p
-        f = np.clip((w - q) / (p - q), 0.0, 1.0) * total
-        kind = np.where(f < h[:, DIS], DIS, np.where(f < h[:, DIS] + h[:, ECO], ECO, SIT))
-        kind = np.where(w < q, SIT, kind)
-        offset = 1 + (rng.random(len(at)) * (length_days * 86_400 - 1)).astype(np.int64)
-        self.churn_ts[at[churn]] = m + offset[churn] * SECOND
-        self.churn_type[at[churn]] = kind[churn]
-        self.truth.add(
-            cust=at,
-            month=np.full(len(at), k),
-            true_probability=p_h,
-            p_month=p,
-            h=h,
-            contrib=contrib,
-            prob=prob,
-            churn_type=np.where(churn, kind, -1),
-        )
+        return h, contrib
 
     # -- one month of behaviour
     def _month(self, k: int) -> None:

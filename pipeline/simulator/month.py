@@ -211,14 +211,22 @@ class ChunkSimulator:
             x[:, DRIVER_INDEX[name]] = value
         return x
 
-    def _churn_step(self, k: int, m: int, length_days: int) -> None:
-        rng = self.rng
-        at = np.flatnonzero((self.signup < m) & (self.churn_ts == NO_CHURN))
+    life_event_probability = LIFE_EVENT_PROBABILITY  # monthly, on top of the hazards
+
+    def hazards(self, at: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Customers `at`'s monthly hazard by churn type (dissatisfaction, economic,
+        situational) and the per-driver contributions the truth file keeps."""
         contrib = self.driver_values(at, m) * DRIVER_COEF
         h = np.stack([contrib[:, DRIVER_TYPE == t].sum(axis=1) for t in (DIS, ECO, SIT)], axis=1)
         h[:, SIT] += BASELINE_HAZARD
+        return h, contrib
+
+    def _churn_step(self, k: int, m: int, length_days: int) -> None:
+        rng = self.rng
+        at = np.flatnonzero((self.signup < m) & (self.churn_ts == NO_CHURN))
+        h, contrib = self.hazards(at, k, m)
         total = h.sum(axis=1)
-        q = LIFE_EVENT_PROBABILITY
+        q = self.life_event_probability
         p = 1.0 - (1.0 - q) * np.exp(-total)
         by_cause = (1.0 - q) * (-np.expm1(-total))[:, None] * h / total[:, None]
         by_cause[:, SIT] += q
