@@ -224,6 +224,7 @@ def build(params: Params) -> dict[str, Any]:
         segment_notes=notes,
         touchpoints=tables["touchpoints.csv"],
         rating_bands=bands,
+        rating_bands_note=ex.rating_bands_sentence(bands),
         images=images,
         dependence=dependence,
         alerts=alerts,

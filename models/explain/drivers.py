@@ -641,6 +641,45 @@ def rating_bands(
     return pd.DataFrame(records)
 
 
+def rating_bands_sentence(bands: pd.DataFrame) -> str:
+    """What the rating bands say about neutral vs high raters, in words, with the realised
+    difference's 95 % interval (normal approximation) so a reader sees when one cutoff holds too
+    few rated customers to tell. Empty when either band has no customers."""
+    if bands.empty:
+        return ""
+    by = {str(b).split(" ")[0]: row for b, row in bands.set_index("band").iterrows()}
+    neutral, high = by.get("neutral"), by.get("high")
+    if neutral is None or high is None or not neutral["customers"] or not high["customers"]:
+        return ""
+    p1, n1, p2, n2 = (
+        neutral["churn_rate"],
+        neutral["customers"],
+        high["churn_rate"],
+        high["customers"],
+    )
+    diff = p1 - p2
+    half = 1.96 * float(np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
+    lo, hi = 100 * (diff - half), 100 * (diff + half)
+    verdict = (
+        "neutral raters left more often"
+        if lo > 0
+        else "high raters left more often"
+        if hi < 0
+        else "too few rated customers at this cutoff to tell them apart"
+    )
+    text = (
+        f"Neutral raters churned at {100 * p1:.1f} % ({n1:,} customers) against {100 * p2:.1f} % "
+        f"for high raters ({n2:,}): {100 * diff:+.1f} pp, 95 % interval {lo:+.1f} to {hi:+.1f} pp "
+        f"({verdict})."
+    )
+    if np.isfinite(neutral["mean_probability"]) and np.isfinite(high["mean_probability"]):
+        text += (
+            f" The model, which learnt from every training cutoff, puts them at "
+            f"{100 * neutral['mean_probability']:.1f} % and {100 * high['mean_probability']:.1f} %."
+        )
+    return text
+
+
 def driver_tables(
     result: ShapResult,
     rows: pd.DataFrame,

@@ -46,6 +46,7 @@ class ReportContent:
     # more sections after the standard ones: (id, title, HTML body), e.g. the leakage guard
     extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
     rating_bands: pd.DataFrame | None = None  # realised churn by recent rating band
+    rating_bands_note: str = ""  # what the bands say, in words (drivers.rating_bands_sentence)
     # value at risk of the test cutoff (models/explain/drivers.value_at_risk); None: not computed
     money: dict[str, Any] | None = None
     top_reasons: pd.DataFrame | None = None  # money at risk by top reason (top_reason_money)
@@ -451,9 +452,8 @@ def _rating_bands(c: ReportContent) -> str:
     return (
         "<h3>Ratings and churn</h3><p class='note'>Every test customer by their mean "
         f"satisfaction rating over the 90 days before the cutoff (<code>{_e(bands['column'][0])}"
-        "</code>, any touchpoint). Compare the neutral band with the high one: customers who "
-        "answer in the middle of the scale often leave more than the satisfied ones, and those "
-        "who never answer are a group of their own.</p>" + table
+        "</code>, any touchpoint). A neutral rating can be an early sign rather than a safe "
+        f"score. {_e(c.rating_bands_note)}</p>" + table
     )
 
 

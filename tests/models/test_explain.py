@@ -715,3 +715,24 @@ def test_rating_bands_count_every_customer_once_with_their_churn_rate() -> None:
     assert bands.loc["high (8 and above)", "churn_rate"] == 0.0
     assert bands.loc["no rating", "churn_rate"] == 0.5
     assert ex.rating_bands(rows.drop(columns="csat_mean_90d"), "churned").empty
+
+
+def test_the_rating_band_sentence_says_when_one_cutoff_cannot_tell() -> None:
+    def bands(n: int, neutral_churned: int, high_churned: int) -> pd.DataFrame:
+        rows = pd.DataFrame(
+            {
+                "csat_mean_90d": [6.0] * n + [9.0] * n,
+                "churned": [1] * neutral_churned
+                + [0] * (n - neutral_churned)
+                + [1] * high_churned
+                + [0] * (n - high_churned),
+            }
+        )
+        return ex.rating_bands(rows, "churned", np.full(2 * n, 0.05))
+
+    small = ex.rating_bands_sentence(bands(50, 4, 3))
+    assert "8.0 %" in small and "6.0 %" in small and "too few rated customers" in small
+    assert "puts them at 5.0 % and 5.0 %" in small
+    large = ex.rating_bands_sentence(bands(5000, 600, 300))
+    assert "neutral raters left more often" in large and "+6.0 pp" in large
+    assert ex.rating_bands_sentence(pd.DataFrame()) == ""
