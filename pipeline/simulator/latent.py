@@ -42,7 +42,6 @@ from pipeline.simulator.calendar import DAY, HOUR, SECOND
 from pipeline.simulator.month import (
     NEVER_CLOSED,
     ChunkSimulator,
-    _days,
     _uniform_ts,
 )
 from pipeline.simulator.texts import (
@@ -63,19 +62,16 @@ from pipeline.simulator.world import (
     CSAT_MEAN,
     DIS,
     ECO,
-    FEATURE_P,
     FEATURES,
     FRAILTY_SHAPE,
     INTERACTION_HAZARD,
     LANGUAGES,
     LATENT_DRIVERS,
     LATENT_INDEX,
-    LIST_FEE,
     NEED_HAZARD,
     NEED_MIDPOINT,
     NEED_SCALE,
     NEW_CUSTOMER_EXTRA,
-    PRICE_CHANGE_RATE_BY_PLAN,
     PRICE_HAZARD,
     PRIORITIES,
     PRIORITY_P,
@@ -244,94 +240,32 @@ class LatentChunkSimulator(ChunkSimulator):
         season = 1.0 - 0.15 * np.cos(2 * np.pi * (cal.month_of_year[k] - 1) / 12.0 - np.pi)
         base = 0.6 * _logistic(1.2 * need + 0.4) * season * (0.85 + 0.15 * (s / 10.0))
         decay = np.where(leaving, 0.4, 0.0)
-        day_starts = m + np.arange(length) * DAY
-        to_churn = np.where(leaving, self.churn_ts[a] - m, 1).astype(np.float64)
-        frac = np.clip((day_starts[None, :] - m) / to_churn[:, None], 0.0, 1.0)
-        p_day = base[:, None] * (1.0 - decay[:, None] * frac)
-        r, d = np.nonzero(rng.random((n, length)) < p_day)
-        ts = m + d * DAY + rng.integers(0, 86_400, len(r)) * SECOND
-        keep = (ts >= start[r]) & (ts < stop[r])
-        r, d, ts = r[keep], d[keep], ts[keep]
+        r, d, ts = self._login_days(a, m, length, start, stop, leaving, base, decay)
         minutes = np.round(rng.lognormal(2.5 + 0.15 * need[r], 0.7, len(r)), 1)
         self._event(a[r], ts, "login", minutes)
-
-        use = rng.random(len(r)) < 0.3 * _logistic(need[r] + 0.5)
-        fr = r[use]
-        fts = ts[use] + (rng.random(use.sum()) * minutes[use] * 60).astype(np.int64) * SECOND
-        keep = fts < stop[fr]
-        fr, fts = fr[keep], fts[keep]
-        self._event(
-            a[fr],
-            fts,
-            "feature_use",
-            1.0 + rng.poisson(2.0, len(fr)),
-            rng.choice(len(FEATURES), len(fr), p=FEATURE_P),
-        )
+        self._feature_use(a, r, ts, minutes, stop, 0.3 * _logistic(need[r] + 0.5))
 
         surveys: list[tuple[np.ndarray, np.ndarray, int]] = []
-        count = rng.poisson(0.25 * np.exp(0.3 * need) * (0.7 + 0.03 * s))
-        pr = np.repeat(np.arange(n), count)
-        pts = _uniform_ts(rng, start[pr], stop[pr])
-        self._event(a[pr], pts, "purchase", np.round(rng.lognormal(3.0, 0.6, len(pr)), 2))
-        follow = rng.random(len(pr)) < 0.75
-        surveys.append(
-            (pr[follow], pts[follow] + _days(rng, follow.sum(), 0.5, 3), TP["after_sales"])
-        )
-        count = rng.poisson(0.20, n)
-        sr = np.repeat(np.arange(n), count)
-        surveys.append((sr, _uniform_ts(rng, start[sr], stop[sr]), TP["after_sales"]))
+        self._purchases(a, start, stop, 0.25 * np.exp(0.3 * need) * (0.7 + 0.03 * s), surveys)
 
         # monthly payment on the signup day of month; failures under financial stress
-        day = np.minimum(self.renewal_dom[a], cal.calendar_days[k] - 1)
-        renewal = m + day * DAY + self.signup_time_of_day[a]
-        due = (renewal >= start) & (renewal < stop)
-        fail = due & ~first_month & (rng.random(n) < 0.01 + 0.25 * f)
-        retry_ts = renewal + _days(rng, n, 1, 4)
-        retried = fail & (rng.random(n) < 0.85 - 0.3 * f) & (retry_ts < stop)
-        paid = due & ~fail
-        self._event(a[paid], renewal[paid], "payment", self.fee[a][paid])
-        self._event(a[fail], renewal[fail], "payment_failure", self.fee[a][fail])
-        self._event(a[retried], retry_ts[retried], "payment", self.fee[a][retried])
-        billing = fail & (rng.random(n) < 0.5)
-        surveys.append(
-            (
-                np.flatnonzero(billing),
-                renewal[billing] + _days(rng, billing.sum(), 0.1, 1.5),
-                TP["billing"],
-            )
-        )
-        renewal_survey = due & renewal_window & (rng.random(n) < 0.3)
-        surveys.append(
-            (
-                np.flatnonzero(renewal_survey),
-                renewal[renewal_survey] + _days(rng, renewal_survey.sum(), 0.05, 1),
-                TP["renewal"],
-            )
-        )
+        fail = self._renewal_payments(
+            a, k, m, start, stop, first_month, 0.01 + 0.25 * f, 0.85 - 0.3 * f,
+            renewal_window, 0.3, surveys,
+        )  # fmt: skip
 
         # price increases, plan changes; discount requests near renewal and under stress
-        plan = self.plan[a]
-        change_ts = _uniform_ts(rng, start, stop)
-        raise_price = ~first_month & (rng.random(n) < PRICE_CHANGE_RATE_BY_PLAN[plan])
-        new_fee = np.round(self.fee[a] * rng.uniform(1.08, 1.25, n), 2)
-        self._event(a[raise_price], change_ts[raise_price], "price_change", new_fee[raise_price])
-        u_up, u_down = rng.random(n), rng.random(n)
-        up = ~first_month & ~raise_price & (plan < 3) & (u_up < 0.004 + 0.01 * (need > 0.8))
-        down = (
-            ~first_month & ~raise_price & ~up & (plan > 0)
-            & (u_down < 0.003 + 0.04 * f + 0.02 * c * renewal_window)
-        )  # fmt: skip
-        new_plan = np.where(up, plan + 1, np.where(down, plan - 1, plan))
-        moved = up | down
-        plan_fee = np.round(LIST_FEE[new_plan] * self.fee[a] / LIST_FEE[plan], 2)
-        self._event(a[moved], change_ts[moved], "plan_change", plan_fee[moved])
         recent_increase = self.last["price_increase"][a] >= m - 60 * DAY
-        ask = rng.random(n) < (
-            0.004 + 0.06 * f + 0.15 * c * renewal_window + 0.08 * c * recent_increase
-            + 0.05 * competitor * c
+        raise_price = self._price_and_plan_changes(
+            a, start, stop, first_month,
+            0.004 + 0.01 * (need > 0.8),
+            0.003 + 0.04 * f + 0.02 * c * renewal_window,
         )  # fmt: skip
-        ask_ts = _uniform_ts(rng, start, stop)
-        self._event(a[ask], ask_ts[ask], "discount_request")
+        self._discount_requests(
+            a, start, stop,
+            0.004 + 0.06 * f + 0.15 * c * renewal_window + 0.08 * c * recent_increase
+            + 0.05 * competitor * c,
+        )  # fmt: skip
 
         # tickets: dissatisfaction, usage, payment failures, price questions near renewal
         base_rate = 0.02 + 0.15 * g_sat + 0.03 * _logistic(need) + 0.4 * fail
@@ -351,16 +285,7 @@ class LatentChunkSimulator(ChunkSimulator):
             surveys.append((np.arange(n), _uniform_ts(rng, start, stop), TP["relationship"]))
         self._surveys_latent(a, surveys, stop, s, need, c, competitor)
 
-        # bookkeeping: observable history, then the latent states of next month
-        for name, rows, when in (
-            ("payment_failure", fail, renewal),
-            ("price_increase", raise_price, change_ts),
-            ("discount_request", ask, ask_ts),
-        ):
-            np.maximum.at(self.last[name], a[rows], when[rows])
-        self.fee[a[raise_price]] = new_fee[raise_price]
-        self.fee[a[moved]] = plan_fee[moved]
-        self.plan[a] = new_plan
+        # the latent states of next month (billing recorded its own history)
         incident = (rng.random(n) < 0.06) * rng.exponential(1.8, n)
         self.sat_prev[a] = s
         self.sat[a] = np.clip(

@@ -272,16 +272,8 @@ class ChunkSimulator:
 
         # logins: one per active day; decay towards the churn date for dissatisfied leavers
         decay_strength = np.where(leaving, np.array([0.75, 0.3, 0.0])[self.churn_type[a]], 0.0)
-        day_starts = m + np.arange(length) * DAY
-        to_churn = np.where(leaving, self.churn_ts[a] - m, 1).astype(np.float64)
-        frac = np.clip((day_starts[None, :] - m) / to_churn[:, None], 0.0, 1.0)
-        p_day = (self.login_rate[a] * np.exp(-0.7 * D))[:, None] * (
-            1.0 - decay_strength[:, None] * frac
-        )
-        r, d = np.nonzero(rng.random((n, length)) < p_day)
-        ts = m + d * DAY + rng.integers(0, 86_400, len(r)) * SECOND
-        keep = (ts >= start[r]) & (ts < stop[r])
-        r, d, ts = r[keep], d[keep], ts[keep]
+        rate = self.login_rate[a] * np.exp(-0.7 * D)
+        r, d, ts = self._login_days(a, m, length, start, stop, leaving, rate, decay_strength)
         minutes = np.round(rng.lognormal(2.7, 0.6, len(r)) * (1.0 - 0.3 * d1[r]), 1)
         self._event(a[r], ts, "login", minutes)
         flags = np.zeros((self.n, length), bool)
@@ -289,81 +281,23 @@ class ChunkSimulator:
         self.recent_logins = np.concatenate([self.recent_logins, flags], axis=1)[:, -30:]
 
         # feature use during some sessions
-        use = rng.random(len(r)) < 0.25
-        fr, fts = (
-            r[use],
-            ts[use] + (rng.random(use.sum()) * minutes[use] * 60).astype(np.int64) * SECOND,
-        )
-        keep = fts < stop[fr]
-        fr, fts = fr[keep], fts[keep]
-        self._event(
-            a[fr],
-            fts,
-            "feature_use",
-            1.0 + rng.poisson(2.0, len(fr)),
-            rng.choice(len(FEATURES), len(fr), p=FEATURE_P),
-        )
+        self._feature_use(a, r, ts, minutes, stop, 0.25)
 
         surveys: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, sent_ts, touchpoint)
 
         # purchases and after-sales follow-ups
-        count = rng.poisson(0.28 * (0.5 + self.login_rate[a]) * np.exp(-0.3 * D))
-        pr = np.repeat(np.arange(n), count)
-        pts = _uniform_ts(rng, start[pr], stop[pr])
-        self._event(a[pr], pts, "purchase", np.round(rng.lognormal(3.0, 0.6, len(pr)), 2))
-        follow = rng.random(len(pr)) < 0.75
-        surveys.append(
-            (pr[follow], pts[follow] + _days(rng, follow.sum(), 0.5, 3), TP["after_sales"])
-        )
-        count = rng.poisson(0.20, n)
-        sr = np.repeat(np.arange(n), count)
-        surveys.append((sr, _uniform_ts(rng, start[sr], stop[sr]), TP["after_sales"]))
+        rate = 0.28 * (0.5 + self.login_rate[a]) * np.exp(-0.3 * D)
+        self._purchases(a, start, stop, rate, surveys)
 
         # renewal: payment on the signup day of month; failures and retries
-        day = np.minimum(self.renewal_dom[a], cal.calendar_days[k] - 1)
-        renewal = m + day * DAY + self.signup_time_of_day[a]
-        due = (renewal >= start) & (renewal < stop)
-        fail = due & ~first_month & (rng.random(n) < 0.02 + 0.2 * S)
-        retry_ts = renewal + _days(rng, n, 1, 4)
-        retried = fail & (rng.random(n) < 0.85) & (retry_ts < stop)
-        paid = due & ~fail
-        self._event(a[paid], renewal[paid], "payment", self.fee[a][paid])
-        self._event(a[fail], renewal[fail], "payment_failure", self.fee[a][fail])
-        self._event(a[retried], retry_ts[retried], "payment", self.fee[a][retried])
-        billing = fail & (rng.random(n) < 0.5)
-        surveys.append(
-            (
-                np.flatnonzero(billing),
-                renewal[billing] + _days(rng, billing.sum(), 0.1, 1.5),
-                TP["billing"],
-            )
-        )
-        renewal_survey = due & ~first_month & (rng.random(n) < 0.10)
-        surveys.append(
-            (
-                np.flatnonzero(renewal_survey),
-                renewal[renewal_survey] + _days(rng, renewal_survey.sum(), 0.05, 1),
-                TP["renewal"],
-            )
+        fail = self._renewal_payments(
+            a, k, m, start, stop, first_month, 0.02 + 0.2 * S, 0.85, ~first_month, 0.10, surveys
         )
 
         # price increases (new fee from the next renewal), plan changes, discount requests
-        plan = self.plan[a]
-        change_ts = _uniform_ts(rng, start, stop)
-        raise_price = ~first_month & (rng.random(n) < PRICE_CHANGE_RATE_BY_PLAN[plan])
-        new_fee = np.round(self.fee[a] * rng.uniform(1.08, 1.25, n), 2)
-        self._event(a[raise_price], change_ts[raise_price], "price_change", new_fee[raise_price])
-        u_up, u_down = rng.random(n), rng.random(n)
-        up = ~first_month & ~raise_price & (plan < 3) & (u_up < 0.008)
-        down = ~first_month & ~raise_price & ~up & (plan > 0) & (u_down < 0.004 + 0.05 * S)
-        new_plan = np.where(up, plan + 1, np.where(down, plan - 1, plan))
-        moved = up | down
-        plan_fee = np.round(LIST_FEE[new_plan] * self.fee[a] / LIST_FEE[plan], 2)
-        self._event(a[moved], change_ts[moved], "plan_change", plan_fee[moved])
         recent_increase = self.last["price_increase"][a] >= m - 60 * DAY
-        ask = rng.random(n) < 0.008 + 0.12 * S + 0.10 * recent_increase
-        ask_ts = _uniform_ts(rng, start, stop)
-        self._event(a[ask], ask_ts[ask], "discount_request")
+        self._price_and_plan_changes(a, start, stop, first_month, 0.008, 0.004 + 0.05 * S)
+        self._discount_requests(a, start, stop, 0.008 + 0.12 * S + 0.10 * recent_increase)
 
         # support tickets
         count = rng.poisson(0.04 + 0.2 * np.minimum(D, 2.0) + 0.5 * fail)
@@ -378,18 +312,165 @@ class ChunkSimulator:
             surveys.append((np.arange(n), _uniform_ts(rng, start, stop), TP["relationship"]))
         self._surveys(a, surveys, stop, D)
 
-        # bookkeeping after the month: observable state, then latent state
-        for name, rows, when in (
-            ("payment_failure", fail, renewal),
-            ("price_increase", raise_price, change_ts),
-            ("discount_request", ask, ask_ts),
-        ):
-            np.maximum.at(self.last[name], a[rows], when[rows])
+        # latent state after the month (billing recorded its own history)
+        incident = (rng.random(n) < 0.07) * rng.exponential(0.7, n)
+        self.dissat[a] = 0.8 * D + incident + self._ticket_feedback
+
+    # -- pieces of a month that both worlds share (the same draws in the same order)
+    def _login_days(
+        self,
+        a: np.ndarray,
+        m: int,
+        length: int,
+        start: np.ndarray,
+        stop: np.ndarray,
+        leaving: np.ndarray,
+        rate: np.ndarray,
+        decay: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Login days of customers `a` this month: each day with probability `rate`, falling by
+        up to `decay` towards a leaver's churn date; (row in a, day, timestamp) inside
+        [start, stop)."""
+        day_starts = m + np.arange(length) * DAY
+        to_churn = np.where(leaving, self.churn_ts[a] - m, 1).astype(np.float64)
+        frac = np.clip((day_starts[None, :] - m) / to_churn[:, None], 0.0, 1.0)
+        p_day = rate[:, None] * (1.0 - decay[:, None] * frac)
+        r, d = np.nonzero(self.rng.random((len(a), length)) < p_day)
+        ts = m + d * DAY + self.rng.integers(0, 86_400, len(r)) * SECOND
+        keep = (ts >= start[r]) & (ts < stop[r])
+        return r[keep], d[keep], ts[keep]
+
+    def _feature_use(
+        self,
+        a: np.ndarray,
+        r: np.ndarray,
+        ts: np.ndarray,
+        minutes: np.ndarray,
+        stop: np.ndarray,
+        p_use: float | np.ndarray,
+    ) -> None:
+        """A feature used during a share `p_use` of the login sessions (r, ts, minutes)."""
+        rng = self.rng
+        use = rng.random(len(r)) < p_use
+        fr = r[use]
+        fts = ts[use] + (rng.random(use.sum()) * minutes[use] * 60).astype(np.int64) * SECOND
+        keep = fts < stop[fr]
+        fr, fts = fr[keep], fts[keep]
+        self._event(
+            a[fr],
+            fts,
+            "feature_use",
+            1.0 + rng.poisson(2.0, len(fr)),
+            rng.choice(len(FEATURES), len(fr), p=FEATURE_P),
+        )
+
+    def _purchases(
+        self,
+        a: np.ndarray,
+        start: np.ndarray,
+        stop: np.ndarray,
+        rate: np.ndarray,
+        surveys: list,
+    ) -> None:
+        """Poisson(`rate`) purchases per customer, 75 % followed by an after-sales survey, plus
+        after-sales surveys from other contacts."""
+        rng, n = self.rng, len(a)
+        pr = np.repeat(np.arange(n), rng.poisson(rate))
+        pts = _uniform_ts(rng, start[pr], stop[pr])
+        self._event(a[pr], pts, "purchase", np.round(rng.lognormal(3.0, 0.6, len(pr)), 2))
+        follow = rng.random(len(pr)) < 0.75
+        surveys.append(
+            (pr[follow], pts[follow] + _days(rng, follow.sum(), 0.5, 3), TP["after_sales"])
+        )
+        sr = np.repeat(np.arange(n), rng.poisson(0.20, n))
+        surveys.append((sr, _uniform_ts(rng, start[sr], stop[sr]), TP["after_sales"]))
+
+    def _renewal_payments(
+        self,
+        a: np.ndarray,
+        k: int,
+        m: int,
+        start: np.ndarray,
+        stop: np.ndarray,
+        first_month: np.ndarray,
+        p_fail: np.ndarray,
+        p_retry: float | np.ndarray,
+        survey_when: np.ndarray,
+        p_survey: float,
+        surveys: list,
+    ) -> np.ndarray:
+        """The monthly payment on the signup day of month: failures (`p_fail`, not in the first
+        month), retries, a billing survey after half the failures and a renewal survey
+        (`p_survey` of the payments due where `survey_when`). Returns who failed (also recorded
+        in `last["payment_failure"]`)."""
+        rng, n = self.rng, len(a)
+        day = np.minimum(self.renewal_dom[a], self.cal.calendar_days[k] - 1)
+        renewal = m + day * DAY + self.signup_time_of_day[a]
+        due = (renewal >= start) & (renewal < stop)
+        fail = due & ~first_month & (rng.random(n) < p_fail)
+        retry_ts = renewal + _days(rng, n, 1, 4)
+        retried = fail & (rng.random(n) < p_retry) & (retry_ts < stop)
+        paid = due & ~fail
+        self._event(a[paid], renewal[paid], "payment", self.fee[a][paid])
+        self._event(a[fail], renewal[fail], "payment_failure", self.fee[a][fail])
+        self._event(a[retried], retry_ts[retried], "payment", self.fee[a][retried])
+        np.maximum.at(self.last["payment_failure"], a[fail], renewal[fail])
+        billing = fail & (rng.random(n) < 0.5)
+        surveys.append(
+            (
+                np.flatnonzero(billing),
+                renewal[billing] + _days(rng, billing.sum(), 0.1, 1.5),
+                TP["billing"],
+            )
+        )
+        renewal_survey = due & survey_when & (rng.random(n) < p_survey)
+        surveys.append(
+            (
+                np.flatnonzero(renewal_survey),
+                renewal[renewal_survey] + _days(rng, renewal_survey.sum(), 0.05, 1),
+                TP["renewal"],
+            )
+        )
+        return fail
+
+    def _price_and_plan_changes(
+        self,
+        a: np.ndarray,
+        start: np.ndarray,
+        stop: np.ndarray,
+        first_month: np.ndarray,
+        p_up: float | np.ndarray,
+        p_down: np.ndarray,
+    ) -> np.ndarray:
+        """Price increases by plan, then upgrades (`p_up`) and downgrades (`p_down`) among the
+        others, recorded in the customers' fee, plan and history; returns who got a price
+        increase. Read `last["price_increase"]` for this month before calling."""
+        rng, n = self.rng, len(a)
+        plan = self.plan[a]
+        change_ts = _uniform_ts(rng, start, stop)
+        raise_price = ~first_month & (rng.random(n) < PRICE_CHANGE_RATE_BY_PLAN[plan])
+        new_fee = np.round(self.fee[a] * rng.uniform(1.08, 1.25, n), 2)
+        self._event(a[raise_price], change_ts[raise_price], "price_change", new_fee[raise_price])
+        u_up, u_down = rng.random(n), rng.random(n)
+        up = ~first_month & ~raise_price & (plan < 3) & (u_up < p_up)
+        down = ~first_month & ~raise_price & ~up & (plan > 0) & (u_down < p_down)
+        new_plan = np.where(up, plan + 1, np.where(down, plan - 1, plan))
+        moved = up | down
+        plan_fee = np.round(LIST_FEE[new_plan] * self.fee[a] / LIST_FEE[plan], 2)
+        self._event(a[moved], change_ts[moved], "plan_change", plan_fee[moved])
+        np.maximum.at(self.last["price_increase"], a[raise_price], change_ts[raise_price])
         self.fee[a[raise_price]] = new_fee[raise_price]
         self.fee[a[moved]] = plan_fee[moved]
         self.plan[a] = new_plan
-        incident = (rng.random(n) < 0.07) * rng.exponential(0.7, n)
-        self.dissat[a] = 0.8 * D + incident + self._ticket_feedback
+        return raise_price
+
+    def _discount_requests(
+        self, a: np.ndarray, start: np.ndarray, stop: np.ndarray, p_ask: np.ndarray
+    ) -> None:
+        ask = self.rng.random(len(a)) < p_ask
+        ask_ts = _uniform_ts(self.rng, start, stop)
+        self._event(a[ask], ask_ts[ask], "discount_request")
+        np.maximum.at(self.last["discount_request"], a[ask], ask_ts[ask])
 
     def _tickets(
         self,
