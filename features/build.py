@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from features.base.io import atomic_path
 from features.base.time import utc_midnight
 from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet
+from features.contract import CONTRACTS
 from features.families.economic import economic_families, economic_features
 from features.families.engagement import (
     all_event_types,
@@ -315,9 +316,9 @@ def _only_bucket(tables: Tables, bucket: int, buckets: int) -> Tables:
     return tables.replace(**changed)
 
 
-# The events columns of the input contract (features/contract.py): the bucketed copy keeps only
-# these, so that extra columns (free text, ids) are not copied.
-EVENT_COLUMNS = ("customer_id", "ts", "event_type", "value")
+# The events columns of the input contract: the bucketed copy keeps only these, so that extra
+# columns (free text, ids) are not copied.
+EVENT_COLUMNS = tuple(c.name for c in CONTRACTS["events"].columns)
 _INPUTS = ("churn_events", "events", "responses", "tickets", "events_daily")
 
 
