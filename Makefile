@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # DVC stages call `churn ...`: put the project's venv first on PATH for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test install lint clean browser
+.PHONY: run test install lint clean browser spark
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,16 @@ browser:
 		$(SUDO) apt-get update && \
 		$(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }
 
-test: $(STAMP) browser
+# Spark for the engine-parity tests (tests/features/test_spark_parity.py): pyspark from PyPI through
+# the `spark` extra, Java 17 from Debian. Each is installed only when missing.
+spark: $(STAMP)
+	@$(BIN)/python -c "import pyspark" 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	@command -v java >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends openjdk-17-jre-headless; }
+
+test: $(STAMP) browser spark
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
