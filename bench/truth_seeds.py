@@ -1,13 +1,13 @@
 """Truth figures with their uncertainty over simulator seeds (issue 15).
 
 For each seed, in a scratch copy of the committed project (`git archive HEAD`; default size,
-the params.yaml world unless --world): `dvc repro evaluate`, then print from
+the params.yaml world unless --world): `dvc repro evaluate` and `churn explain`, then print from
 reports/metrics.json and reports/truth.json: ours vs logistic regression ROC AUC with the paired
 bootstrap 95 % interval of the difference (same resampled test rows), the oracle's AUC and our
 gap to it with its interval, ECE, the mean absolute error vs the true probability with its
 interval, the best single-feature AUC, the driver check by latent-driver proxy group (groups
-ranked by mean |SHAP| summed within the group), and whether neutral ratings raise churn in
-truth (from the raw tables and the truth file).
+ranked by mean |SHAP| summed within the group), whether neutral ratings raise churn in truth
+(from the raw tables and the truth file) and what the driver report's rating bands show.
 
     PATH=.venv/bin:$PATH python bench/truth_seeds.py                 # seeds 42 43 44
     PATH=.venv/bin:$PATH python bench/truth_seeds.py --seeds 42 --keep /tmp/bench_truth
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,27 @@ def run_seed(dest: Path, seed: int, world: str | None) -> tuple[float, float | N
         r"pipeline\.simulate: wrote .* in ([0-9.]+) s;", result.stdout + result.stderr
     )
     return time.perf_counter() - began, float(found.group(1)) if found else None
+
+
+def run_explain(dest: Path) -> dict[str, Any]:
+    """`churn explain` in the copy (the driver report's own code); its rating-band figures:
+    neutral minus high raters' churn pooled over every labelled cutoff with its interval, and the
+    test cutoff's bands (rating_bands.csv)."""
+    env = {**os.environ, "PYTHONPATH": str(dest)}
+    result = subprocess.run(
+        [shutil.which("churn") or "churn", "explain"], cwd=dest, env=env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        sys.exit(f"churn explain failed\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    drivers = dest / "reports/drivers"
+    header = json.loads((drivers / "report.json").read_text(encoding="utf-8"))
+    bands = (
+        pd.read_csv(drivers / "rating_bands.csv")
+        if (drivers / "rating_bands.csv").exists()
+        else None
+    )
+    return {"pooled": header.get("rating_bands", {}), "bands": bands}
 
 
 def neutral_ratings(dest: Path) -> dict[str, Any]:
@@ -167,8 +189,25 @@ def report(seed: int, dest: Path, seconds: float, sim_seconds: float | None) -> 
             for b, v in sorted(neutral.items())
         )
     )
+    explained = run_explain(dest)
+    pooled = explained["pooled"].get("neutral_minus_high")
+    if pooled:
+        print(
+            f"driver report, pooled over {explained['pooled'].get('cutoffs')} labelled cutoffs: "
+            f"neutral {100 * pooled['rate_first']:.2f} % ({pooled['rows_first']}) vs high "
+            f"{100 * pooled['rate_second']:.2f} % ({pooled['rows_second']}): "
+            f"{100 * pooled['difference']:+.2f} pp, 95% [{100 * pooled['low']:+.2f}, "
+            f"{100 * pooled['high']:+.2f}] pp (customer-clustered)"
+        )
+    bands = explained["bands"]
+    if bands is not None:
+        cols = [c for c in ("band", "customers", "churn_rate", "mean_probability",
+                            "rating_effect_pp") if c in bands.columns]  # fmt: skip
+        print("driver report, test cutoff:\n" + bands[cols].to_string(index=False))
+    print(f"frailty: {sim.get('frailty', {}).get('shape')} (Gamma shape)")
     return {
         "seed": seed,
+        "report_neutral_up": bool(pooled) and pooled["low"] > 0,
         "lr_diff_lo": ci["model_minus_logreg_roc_auc"][0],
         "ece": metrics["ece"],
         "single_within_005": oracle - best["roc_auc"] < 0.05,
@@ -213,6 +252,11 @@ def main() -> None:
     )
     neutral = all(r["neutral_up"] for r in results)
     print(f"neutral ratings raise churn in truth (vs high): {'PASS' if neutral else 'FAIL'}")
+    shown = sum(r["report_neutral_up"] for r in results)
+    print(
+        f"the driver report shows it (pooled interval above 0): {shown}/{n} seeds: "
+        f"{'PASS' if shown == n else 'FAIL'}"
+    )
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
 

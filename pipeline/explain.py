@@ -1,8 +1,9 @@
 """Stage `explain`: SHAP driver report of the trained model on a sample of the test cutoff.
 
 Reads the test predictions, their model-table rows, the model and the feature catalog (and, when
-present, the KPIs and the rules backtest); writes `paths.drivers` (index.html + CSV tables)
-atomically and logs it to the model's MLflow run.
+present, the KPIs and the rules backtest; the rating bands also pool the realised churn of every
+labelled cutoff of the model table, a description of the past that feeds nothing); writes
+`paths.drivers` (index.html + CSV tables) atomically and logs it to the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from mlflow import MlflowClient
 
 from features.base.errors import require_inputs
@@ -140,6 +142,16 @@ def _population(
     return rows.set_axis(predictions.index), money
 
 
+def _rating_history(features_path: Path, column: str = "csat_mean_90d") -> pd.DataFrame | None:
+    """Every labelled row of the model table (all cutoffs): customer, cutoff, label and the recent
+    mean rating, for the rating bands pooled over the past (None without that rating column)."""
+    names = pq.read_schema(features_path).names
+    if column not in names:
+        return None
+    history = pd.read_parquet(features_path, columns=["customer_id", "cutoff", LABEL, column])
+    return history[history[LABEL].notna()]
+
+
 def _to_probability(model: Any) -> Any:
     """The model's map from raw score (log-odds) to calibrated churn probability."""
     return lambda raw: model.calibrator.predict(ex.sigmoid(raw))
@@ -186,8 +198,13 @@ def build(params: Params) -> dict[str, Any]:
     )
     shap_seconds = time.perf_counter() - started
 
+    survey_features = catalog.index[catalog["group"] == "experience"]
     bands = ex.rating_bands(
-        population, LABEL, population["churn_probability"].to_numpy(dtype=float)
+        population,
+        LABEL,
+        population["churn_probability"].to_numpy(dtype=float),
+        history=_rating_history(Path(params.paths.features)),
+        rating_effect=pd.Series(ex.summed_effect(result, survey_features), index=rows.index),
     )
     tables, notes = ex.driver_tables(
         result,
@@ -206,6 +223,7 @@ def build(params: Params) -> dict[str, Any]:
     header["test_churn_rate"] = float(population[LABEL].mean()) if len(population) else None
     header["money"] = money
     header["data_source"] = _data_source(params)
+    header["rating_bands"] = dict(bands.attrs)  # neutral minus high raters' churn, its interval
     images, dependence = figures.draw_figures(
         result,
         tables["importance.csv"],

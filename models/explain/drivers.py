@@ -24,6 +24,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from features.catalog import GROUP_CHURN_TYPE
 from models.explain import treeshap
@@ -594,6 +595,45 @@ def touchpoint_analysis(
     return frame.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
 
 
+def rating_band(score: pd.Series, low_below: float = 5.0, high_from: float = 8.0) -> pd.Series:
+    """Each row's rating band: no rating, low (< `low_below`), neutral, high (>= `high_from`)."""
+    value = pd.to_numeric(score, errors="coerce")
+    names = rating_band_names(low_below, high_from)
+    band = np.select(
+        [value.isna(), value < low_below, value < high_from], names[:3], default=names[3]
+    )
+    return pd.Series(band, index=score.index, name="band")
+
+
+def rating_band_names(low_below: float = 5.0, high_from: float = 8.0) -> list[str]:
+    """The bands' names, in the report's order."""
+    return [
+        "no rating",
+        f"low (below {low_below:g})",
+        f"neutral ({low_below:g} to below {high_from:g})",
+        f"high ({high_from:g} and above)",
+    ]
+
+
+def clustered_rate_difference(
+    y: np.ndarray, first: np.ndarray, second: np.ndarray, cluster: np.ndarray, level: float = 0.95
+) -> dict[str, float]:
+    """Churn rate of the `first` rows minus the `second` rows', with a normal interval whose
+    variance counts each `cluster` (customer) once: rows of one customer at several cutoffs are
+    not independent. With every row its own cluster it is the usual two-proportion interval."""
+    y = np.asarray(y, dtype=float)
+    n1, n2 = int(first.sum()), int(second.sum())
+    p1, p2 = float(y[first].mean()), float(y[second].mean())
+    # each row's influence on the difference, summed per customer
+    influence = np.where(first, (y - p1) / n1, 0.0) - np.where(second, (y - p2) / n2, 0.0)
+    per_cluster = pd.Series(influence).groupby(np.asarray(cluster)).sum().to_numpy()
+    z = float(norm.ppf((1.0 + level) / 2.0))
+    half = z * float(np.sqrt(np.sum(per_cluster**2)))
+    diff = p1 - p2
+    return {"difference": diff, "low": diff - half, "high": diff + half, "rate_first": p1,
+            "rate_second": p2, "rows_first": n1, "rows_second": n2}  # fmt: skip
+
+
 def rating_bands(
     rows: pd.DataFrame,
     label: str,
@@ -601,83 +641,126 @@ def rating_bands(
     column: str = "csat_mean_90d",
     low_below: float = 5.0,
     high_from: float = 8.0,
+    history: pd.DataFrame | None = None,
+    rating_effect: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Realised churn by band of the customers' recent rating: does a neutral rating precede
-    leaving? One row per band (low < `low_below` <= neutral < `high_from` <= high, and no rating
-    in the window), over every row given (all test customers, not the SHAP sample): customers,
-    churned, churn rate, and the mean of the model's `probability` (one per row) when given.
+    """Churn by band of the customers' recent rating: does a neutral rating precede leaving?
+
+    One row per band (`rating_band`). Test cutoff (`rows`, every test customer, not the SHAP
+    sample): customers, churned, churn rate, the model's mean `probability` (one per row; out of
+    time). `rating_effect` (a value per SHAP-sample row, indexed like `rows`): the mean effect in
+    pp of the model's survey features on those customers' probability, by band. `history` (every
+    labelled row of the model table, all cutoffs, with customer_id): the realised churn pooled over
+    the cutoffs, a description of the past that feeds nothing (no leakage), large enough to tell
+    the bands apart where one cutoff is not. ``attrs["neutral_minus_high"]``: the difference of the
+    neutral and high bands' churn (pooled when `history` is given) with its customer-clustered
+    95 % interval (`clustered_rate_difference`); ``attrs["cutoffs"]``: how many cutoffs it pools.
 
     Empty when `column` is not in `rows` (a business without surveys).
     """
     if column not in rows.columns or label not in rows.columns:
         return pd.DataFrame()
-    score = pd.to_numeric(rows[column], errors="coerce")
-    bands = [
-        ("no rating", score.isna()),
-        (f"low (below {low_below:g})", score < low_below),
-        (
-            f"neutral ({low_below:g} to below {high_from:g})",
-            (score >= low_below) & (score < high_from),
-        ),
-        (f"high ({high_from:g} and above)", score >= high_from),
-    ]
-    records = []
-    for band, mask in bands:
-        chosen = mask.to_numpy()
-        part = rows.loc[chosen]
-        churned = int(part[label].sum())
-        records.append(
-            {
-                "band": band,
-                "column": column,
-                "customers": len(part),
-                "churned": churned,
-                "churn_rate": churned / len(part) if len(part) else float("nan"),
-                "mean_probability": float(np.mean(probability[chosen]))
-                if probability is not None and chosen.any()
-                else float("nan"),
-            }
+    names = rating_band_names(low_below, high_from)
+    band = rating_band(rows[column], low_below, high_from)
+    frame = pd.DataFrame({"band": names, "column": column}).set_index("band", drop=False)
+    grouped = rows[label].groupby(band)
+    frame["customers"] = grouped.size().reindex(names, fill_value=0)
+    frame["churned"] = grouped.sum().reindex(names, fill_value=0).astype(int)
+    frame["churn_rate"] = frame["churned"] / frame["customers"].where(frame["customers"] > 0)
+    frame["mean_probability"] = (
+        pd.Series(np.asarray(probability, dtype=float), index=rows.index).groupby(band).mean()
+        if probability is not None
+        else pd.Series(dtype=float)
+    ).reindex(names)
+    if rating_effect is not None:
+        by_band = rating_effect.groupby(band.loc[rating_effect.index])
+        frame["sample_customers"] = by_band.size().reindex(names, fill_value=0)
+        frame["rating_effect_pp"] = by_band.mean().reindex(names)
+    pooled = rows.assign(_band=band)
+    cutoffs = rows["cutoff"].nunique() if "cutoff" in rows.columns else 1
+    if history is not None and column in history.columns:
+        labelled = history[history[label].notna()]
+        hist_band = rating_band(labelled[column], low_below, high_from)
+        counts = labelled.groupby(hist_band)
+        frame["rows_all_cutoffs"] = counts.size().reindex(names, fill_value=0)
+        frame["customers_all_cutoffs"] = (
+            counts["customer_id"].nunique().reindex(names, fill_value=0)
         )
-    return pd.DataFrame(records)
+        frame["churn_rate_all_cutoffs"] = counts[label].mean().reindex(names)
+        pooled = labelled.assign(_band=hist_band)
+        cutoffs = labelled["cutoff"].nunique()
+    frame = frame.reset_index(drop=True)
+    neutral, high = pooled["_band"] == names[2], pooled["_band"] == names[3]
+    if neutral.any() and high.any():
+        cluster = pooled["customer_id"] if "customer_id" in pooled.columns else pooled.index
+        frame.attrs["neutral_minus_high"] = clustered_rate_difference(
+            pooled[label].to_numpy(dtype=float), neutral.to_numpy(), high.to_numpy(),
+            np.asarray(cluster),
+        )  # fmt: skip
+        frame.attrs["cutoffs"] = int(cutoffs)
+    return frame
 
 
 def rating_bands_sentence(bands: pd.DataFrame) -> str:
-    """What the rating bands say about neutral vs high raters, in words, with the realised
-    difference's 95 % interval (normal approximation) so a reader sees when one cutoff holds too
-    few rated customers to tell. Empty when either band has no customers."""
-    if bands.empty:
+    """What the rating bands say about neutral vs high raters, in words: the realised difference
+    (pooled over every labelled cutoff when the bands were given the history) with its 95 %
+    interval, so a reader sees when the data are too few to tell; the test cutoff's own figures;
+    the model's probabilities and its survey features' effect by band. Empty when either band has
+    no customers."""
+    found = bands.attrs.get("neutral_minus_high") if not bands.empty else None
+    if not found:
         return ""
-    by = {str(b).split(" ")[0]: row for b, row in bands.set_index("band").iterrows()}
-    neutral, high = by.get("neutral"), by.get("high")
-    if neutral is None or high is None or not neutral["customers"] or not high["customers"]:
-        return ""
-    p1, n1, p2, n2 = (
-        neutral["churn_rate"],
-        neutral["customers"],
-        high["churn_rate"],
-        high["customers"],
-    )
-    diff = p1 - p2
-    half = 1.96 * float(np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
-    lo, hi = 100 * (diff - half), 100 * (diff + half)
+    by = bands.set_index(bands["band"].str.split(" ").str[0])
+    neutral, high = by.loc["neutral"], by.loc["high"]
+    diff, lo, hi = (100 * found[k] for k in ("difference", "low", "high"))
+    cutoffs = bands.attrs.get("cutoffs", 1)
     verdict = (
         "neutral raters left more often"
         if lo > 0
         else "high raters left more often"
         if hi < 0
-        else "too few rated customers at this cutoff to tell them apart"
+        else "too few rated customers to tell them apart"
+    )
+    scope = (
+        f"Over the {cutoffs} labelled cutoffs (each customer counted at every cutoff where active; "
+        "the interval treats a customer's cutoffs as one cluster), neutral raters"
+        if cutoffs > 1
+        else "Neutral raters"
     )
     text = (
-        f"Neutral raters churned at {100 * p1:.1f} % ({n1:,} customers) against {100 * p2:.1f} % "
-        f"for high raters ({n2:,}): {100 * diff:+.1f} pp, 95 % interval {lo:+.1f} to {hi:+.1f} pp "
-        f"({verdict})."
+        f"{scope} churned at {100 * found['rate_first']:.1f} % ({found['rows_first']:,}) against "
+        f"{100 * found['rate_second']:.1f} % for high raters ({found['rows_second']:,}): "
+        f"{diff:+.1f} pp, 95 % interval {lo:+.1f} to {hi:+.1f} pp ({verdict})."
     )
+    if cutoffs > 1:
+        text += (
+            f" At the test cutoff alone: {100 * neutral['churn_rate']:.1f} % of "
+            f"{neutral['customers']:,} against {100 * high['churn_rate']:.1f} % of "
+            f"{high['customers']:,}."
+        )
     if np.isfinite(neutral["mean_probability"]) and np.isfinite(high["mean_probability"]):
         text += (
-            f" The model, which learnt from every training cutoff, puts them at "
-            f"{100 * neutral['mean_probability']:.1f} % and {100 * high['mean_probability']:.1f} %."
+            f" The model (out of time, test cutoff) puts them at "
+            f"{100 * neutral['mean_probability']:.1f} % and {100 * high['mean_probability']:.1f} %"
         )
+        if (
+            "rating_effect_pp" in bands.columns
+            and np.isfinite([neutral["rating_effect_pp"], high["rating_effect_pp"]]).all()
+        ):
+            text += (
+                f"; its survey features move a neutral rater's probability by "
+                f"{neutral['rating_effect_pp']:+.2f} pp on average and a high rater's by "
+                f"{high['rating_effect_pp']:+.2f} pp (SHAP sample)"
+            )
+        text += "."
     return text
+
+
+def summed_effect(result: ShapResult, features: Iterable[str]) -> np.ndarray:
+    """Per sampled row: the sum of the given features' effects (pp) on the churn probability."""
+    wanted = set(features)
+    columns = [i for i, f in enumerate(result.features) if f in wanted]
+    return result.pp()[:, columns].sum(axis=1)
 
 
 def driver_tables(

@@ -434,26 +434,30 @@ def _touchpoints_section(c: ReportContent) -> str:
 
 
 def _rating_bands(c: ReportContent) -> str:
-    """Realised churn by band of the recent rating (every test customer): a neutral band whose
-    churn rate sits above the high band's is an early sign, not a safe score."""
+    """Churn by band of the recent rating: pooled over every labelled cutoff (when the model
+    table has them), at the test cutoff, the model's probability and its survey features' effect.
+    A neutral band whose churn sits above the high band's is an early sign, not a safe score."""
     bands = c.rating_bands
     if bands is None or bands.empty:
         return ""
-    table = html_table(
-        bands,
-        [
-            ("band", "Mean rating in the last 90 days", ""),
-            ("customers", "Customers", "int"),
-            ("churned", "Churned", "int"),
-            ("churn_rate", "Churn rate", "pct"),
-            ("mean_probability", "Mean predicted probability", "pct"),
-        ],
-    )
+    columns = [
+        ("band", "Mean rating in the last 90 days", ""),
+        ("rows_all_cutoffs", "Customer-cutoffs, every labelled cutoff", "int"),
+        ("churn_rate_all_cutoffs", "Churn rate, every labelled cutoff", "pct"),
+        ("customers", "Customers at the test cutoff", "int"),
+        ("churned", "Churned", "int"),
+        ("churn_rate", "Churn rate at the test cutoff", "pct"),
+        ("mean_probability", "Mean predicted probability", "pct"),
+        ("rating_effect_pp", "Survey features' mean effect (SHAP sample)", "spp"),
+    ]
+    table = html_table(bands, [col for col in columns if col[0] in bands.columns])
     return (
-        "<h3>Ratings and churn</h3><p class='note'>Every test customer by their mean "
-        f"satisfaction rating over the 90 days before the cutoff (<code>{_e(bands['column'][0])}"
-        "</code>, any touchpoint). A neutral rating can be an early sign rather than a safe "
-        f"score. {_e(c.rating_bands_note)}</p>" + table
+        "<h3>Ratings and churn</h3><p class='note'>Customers by their mean satisfaction rating "
+        f"over the 90 days before each cutoff (<code>{_e(bands['column'][0])}</code>, any "
+        "touchpoint). One cutoff holds too few rated customers to tell a neutral band from a "
+        "high one, so the realised churn is also pooled over every labelled cutoff of the model "
+        "table (history only: it feeds neither the model nor its test figures). A neutral rating "
+        f"can be an early sign rather than a safe score. {_e(c.rating_bands_note)}</p>" + table
     )
 
 

@@ -9,7 +9,9 @@ Latent states (never written to the input tables)
   down (usage that slowly falls).
 * price sensitivity ``c`` (0-1): static, higher for consumers, basic plans and stressed customers.
 * financial stress ``f`` (0-1): AR(1) with shocks.
-* frailty ``v``: Gamma(2, 1/2), mean 1, multiplies the whole hazard; nothing reveals it.
+* frailty ``v``: Gamma(FRAILTY_SHAPE, 1/FRAILTY_SHAPE) (mean 1, CV 1/sqrt(shape)), multiplies
+  the whole hazard; nothing reveals it. Why that size: ``world.FRAILTY_RATIONALE`` (also in
+  simulation.json).
 
 Hazard of month ``m`` (terms in ``world``; lags: satisfaction enters as the mean of this and last
 month's state, so the surveys before the cutoff are an early, partial view)::

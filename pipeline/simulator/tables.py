@@ -34,6 +34,8 @@ from pipeline.simulator.world import (
     ECO,
     EVENT_FEATURES,
     EVENT_TYPES,
+    FRAILTY_RATIONALE,
+    FRAILTY_SHAPE,
     LANGUAGES,
     LATENT_DRIVERS,
     LIFE_EVENT_PROBABILITY,
@@ -525,6 +527,7 @@ def _describe_realistic(drivers: list[dict[str, Any]]) -> dict[str, Any]:
         "drivers": drivers,
         "strongest_drivers": [d["name"] for d in ranked[:3]],
         "strongest_observable_drivers": [d["name"] for d in ranked if d["proxy_group"]][:3],
+        "frailty": {"shape": FRAILTY_SHAPE, "why": FRAILTY_RATIONALE},
         "regime_shift": {
             "what": "a competitor (Rivalix) enters one country",
             "country": REGIME_SHIFT_COUNTRY,

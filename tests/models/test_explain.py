@@ -717,22 +717,85 @@ def test_rating_bands_count_every_customer_once_with_their_churn_rate() -> None:
     assert ex.rating_bands(rows.drop(columns="csat_mean_90d"), "churned").empty
 
 
+def _rated(
+    n: int, neutral_churned: int, high_churned: int, cutoff: str = "2025-01-01"
+) -> pd.DataFrame:
+    """n neutral (6.0) and n high (9.0) raters, customers N0.. and H0.., at one cutoff."""
+    return pd.DataFrame(
+        {
+            "customer_id": [f"N{i}" for i in range(n)] + [f"H{i}" for i in range(n)],
+            "cutoff": pd.Timestamp(cutoff, tz="UTC"),
+            "csat_mean_90d": [6.0] * n + [9.0] * n,
+            "churned": [1] * neutral_churned
+            + [0] * (n - neutral_churned)
+            + [1] * high_churned
+            + [0] * (n - high_churned),
+        }
+    )
+
+
 def test_the_rating_band_sentence_says_when_one_cutoff_cannot_tell() -> None:
     def bands(n: int, neutral_churned: int, high_churned: int) -> pd.DataFrame:
-        rows = pd.DataFrame(
-            {
-                "csat_mean_90d": [6.0] * n + [9.0] * n,
-                "churned": [1] * neutral_churned
-                + [0] * (n - neutral_churned)
-                + [1] * high_churned
-                + [0] * (n - high_churned),
-            }
+        return ex.rating_bands(
+            _rated(n, neutral_churned, high_churned), "churned", np.full(2 * n, 0.05)
         )
-        return ex.rating_bands(rows, "churned", np.full(2 * n, 0.05))
 
     small = ex.rating_bands_sentence(bands(50, 4, 3))
     assert "8.0 %" in small and "6.0 %" in small and "too few rated customers" in small
-    assert "puts them at 5.0 % and 5.0 %" in small
+    assert "puts them at 5.0 % and 5.0 %" in small and "labelled cutoffs" not in small
     large = ex.rating_bands_sentence(bands(5000, 600, 300))
     assert "neutral raters left more often" in large and "+6.0 pp" in large
+    reverse = ex.rating_bands_sentence(bands(5000, 300, 600))
+    assert "high raters left more often" in reverse and "-6.0 pp" in reverse
     assert ex.rating_bands_sentence(pd.DataFrame()) == ""
+
+
+def test_the_clustered_interval_counts_a_customer_once_across_cutoffs() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.2).astype(float)
+    first = np.arange(400) < 200
+    one = ex.clustered_rate_difference(y, first, ~first, np.arange(400))
+    p1, p2 = y[first].mean(), y[~first].mean()
+    half = 1.959964 * np.sqrt(p1 * (1 - p1) / 200 + p2 * (1 - p2) / 200)
+    assert one["difference"] == pytest.approx(p1 - p2)
+    assert one["high"] - one["difference"] == pytest.approx(half, rel=1e-5)
+    # the same customers seen at 4 cutoffs: 4x the rows, no new information
+    repeated = ex.clustered_rate_difference(
+        np.tile(y, 4), np.tile(first, 4), np.tile(~first, 4), np.tile(np.arange(400), 4)
+    )
+    assert repeated["difference"] == pytest.approx(one["difference"])
+    assert repeated["high"] - repeated["low"] == pytest.approx(one["high"] - one["low"])
+    # as 4x as many different customers, the interval halves
+    fresh = ex.clustered_rate_difference(
+        np.tile(y, 4), np.tile(first, 4), np.tile(~first, 4), np.arange(1600)
+    )
+    assert fresh["high"] - fresh["low"] == pytest.approx((one["high"] - one["low"]) / 2)
+
+
+def test_rating_bands_pool_every_labelled_cutoff_and_show_the_models_survey_effect() -> None:
+    test = _rated(50, 2, 4, "2025-03-01")  # the test cutoff alone: high raters ahead
+    history = pd.concat(
+        [_rated(2000, 240, 120, f"2024-{m:02d}-01") for m in range(1, 13)]
+        + [test, test.assign(churned=np.nan, cutoff=pd.Timestamp("2025-04-01", tz="UTC"))]
+    )
+    effect = pd.Series(
+        np.r_[np.full(10, 1.5), np.full(10, -0.5)], index=[*range(10), *range(50, 60)]
+    )
+    bands = ex.rating_bands(
+        test, "churned", np.full(100, 0.05), history=history, rating_effect=effect
+    )
+    by = bands.set_index("band")
+    neutral, high = by.loc["neutral (5 to below 8)"], by.loc["high (8 and above)"]
+    # the unlabelled cutoff is left out; the test cutoff's own figures stay beside the pooled ones
+    assert neutral["rows_all_cutoffs"] == 12 * 2000 + 50
+    assert neutral["customers_all_cutoffs"] == 2000
+    assert neutral["churn_rate_all_cutoffs"] == pytest.approx((12 * 240 + 2) / (12 * 2000 + 50))
+    assert (neutral["customers"], neutral["churned"], high["churned"]) == (50, 2, 4)
+    assert (neutral["rating_effect_pp"], high["rating_effect_pp"]) == (1.5, -0.5)
+    assert (neutral["sample_customers"], by.loc["no rating", "sample_customers"]) == (10, 0)
+    assert bands.attrs["cutoffs"] == 13
+    sentence = ex.rating_bands_sentence(bands)
+    assert "Over the 13 labelled cutoffs" in sentence
+    assert "neutral raters left more often" in sentence  # pooled, though one cutoff says otherwise
+    assert "At the test cutoff alone: 4.0 % of 50 against 8.0 % of 50" in sentence
+    assert "+1.50 pp" in sentence and "-0.50 pp" in sentence

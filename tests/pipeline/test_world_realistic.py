@@ -17,6 +17,8 @@ from models.evaluation.truth import group_importance, truth_world
 from pipeline.settings import SimulateParams
 from pipeline.simulator import tables
 from pipeline.simulator.world import (
+    FRAILTY_RATIONALE,
+    FRAILTY_SHAPE,
     LATENT_DRIVERS,
     REALISTIC_LIFE_EVENT_PROBABILITY,
     REGIME_SHIFT_COUNTRY,
@@ -127,6 +129,35 @@ def test_truth_is_internally_consistent(raw: Path, con: duckdb.DuckDBPyConnectio
     assert groups == meta["proxy_feature_groups"]
     assert meta["regime_shift"]["country"] == REGIME_SHIFT_COUNTRY
     assert groups["frailty"] == []  # unobserved: no proxy
+
+
+def test_the_frailty_is_a_hidden_customer_constant_of_the_documented_size(
+    raw: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    """The frailty implied by the truth (H / (H - contrib_frailty)) is one value per customer,
+    mean 1 and spread 1/sqrt(FRAILTY_SHAPE) as documented; it is one driver among the others,
+    not larger than the observable ones together."""
+    contrib = " + ".join(f"contrib_{d.name}" for d in LATENT_DRIVERS)
+    per_customer = con.execute(
+        f"""
+        WITH h AS (SELECT customer_id, contrib_frailty,
+                          contrib_baseline + {contrib} AS hazard FROM truth)
+        SELECT customer_id, min(hazard / (hazard - contrib_frailty)) AS lo,
+               max(hazard / (hazard - contrib_frailty)) AS hi
+        FROM h GROUP BY customer_id
+        """
+    ).fetchnumpy()
+    assert np.allclose(per_customer["lo"], per_customer["hi"], rtol=1e-9)
+    frailty = per_customer["lo"]
+    assert abs(frailty.mean() - 1.0) < 0.05
+    assert abs(frailty.std() / frailty.mean() - FRAILTY_SHAPE**-0.5) < 0.05
+    observable = " + ".join(f"avg(abs(contrib_{d.name}))" for d in LATENT_DRIVERS if d.proxy_group)
+    frail, others = con.execute(
+        f"SELECT avg(abs(contrib_frailty)), {observable} FROM truth"
+    ).fetchone()
+    assert frail < others, (frail, others)
+    meta = json.loads((raw / "simulation.json").read_text(encoding="utf-8"))
+    assert meta["frailty"] == {"shape": FRAILTY_SHAPE, "why": FRAILTY_RATIONALE}
 
 
 def test_neutral_ratings_raise_the_true_hazard(con: duckdb.DuckDBPyConnection) -> None:
