@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import ibis
 
@@ -82,105 +83,146 @@ class EventSpec:
     count_name: str | None = None  # defaults to the plural of the type
 
 
+def _reach(specs: Sequence[EventSpec]) -> int:
+    """Days before the cutoff that the windowed aggregates of `specs` read."""
+    spans = [w for s in specs for w in s.windows]
+    if any(s.trend for s in specs):
+        spans += [2 * TREND_DAYS, 7 * SLOPE_WEEKS]
+    return max(spans, default=0)
+
+
+def events_before(
+    daily: ibis.Table, spine: ibis.Table, types: Sequence[str], reach: int | None = None
+) -> ibis.Table:
+    """Daily rows strictly before each spine row's cutoff (at most `reach` days before, if
+    given), with `back`: days from the row's day to the cutoff day (1 = the day before)."""
+    sp = with_cutoff_day(spine)
+    d = daily.filter(daily.event_type.isin(list(types)))
+    on = [sp.customer_id == d.customer_id, d.day < sp.cutoff_day]
+    if reach is not None:
+        on.append(d.day >= sp.cutoff_day - reach)
+    j = sp.join(d, on)
+    return j.select(
+        "customer_id", "cutoff", "event_type", "n", "value_sum", back=j.cutoff_day - j.day
+    )
+
+
+def _per_type(daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]) -> ibis.Table:
+    """Long form: one row per (customer_id, cutoff, event_type) with every windowed aggregate
+    the specs need (n_<w>, v_<w>, a_<w>, _last, _prev, _slope) and `back`, the days from the
+    type's last event day to the cutoff day (over all history)."""
+    j = events_before(daily, spine, [s.event_type for s in specs], _reach(specs))
+    aggs: dict[str, ibis.Value] = {}
+    for w in sorted({w for s in specs for w in s.windows}):
+        in_w = j.back <= w
+        aggs[f"n_{w}"] = j.n.sum(where=in_w)
+        if any(s.value_name and w in s.windows for s in specs):
+            aggs[f"v_{w}"] = j.value_sum.sum(where=in_w)
+        if any(s.active_days and w in s.windows for s in specs):
+            aggs[f"a_{w}"] = j.n.count(where=in_w)
+    if any(s.trend for s in specs):
+        aggs["_last"] = j.n.sum(where=j.back <= TREND_DAYS)
+        aggs["_prev"] = j.n.sum(where=(j.back > TREND_DAYS) & (j.back <= 2 * TREND_DAYS))
+        week_from_oldest = (SLOPE_WEEKS - 1) - (j.back - 1) // 7
+        # float64 literals: a bare 3.5 is a DECIMAL on some engines (Spark)
+        weight = (week_from_oldest - _float(_SLOPE_MEAN)) / _float(_SLOPE_SXX)
+        aggs["_slope"] = (j.n * weight).sum(where=j.back <= 7 * SLOPE_WEEKS)
+    keys = [*KEYS, "event_type"]
+    windowed = j.group_by(keys).aggregate(**aggs)
+    recency_types = [s.event_type for s in specs if s.days_since]
+    if not recency_types:
+        return windowed.mutate(back=ibis.null("int64"))
+    # Days since the last event look back over all history, not only the windows' reach: a
+    # second, lighter pass (one aggregate) over the unbounded join.
+    h = events_before(daily, spine, recency_types, None)
+    last = h.group_by(keys).aggregate(back=h.back.min())
+    both = windowed.outer_join(last, keys)
+    return both.select(
+        *[ibis.coalesce(windowed[k], last[k]).name(k) for k in keys], *aggs, last.back
+    )
+
+
+def _pick(long: ibis.Table, is_type: ibis.BooleanValue, column: str) -> ibis.Value:
+    """The pivot: `column` of the one long row of a type (max keeps the column's type)."""
+    return long[column].max(where=is_type)
+
+
+def _float(value: float) -> ibis.FloatingScalar:
+    return ibis.literal(value, "float64")
+
+
 def event_window_features(
     daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]
 ) -> FeatureSet:
     """Per event type and window: counts, value sums, active days, trend, days since last.
 
-    One join of the daily aggregate with the spine (rows strictly before the cutoff), one
-    grouped pass with conditional aggregates, then a left join back onto the spine.
+    Two grouped passes: the daily aggregate joined with the spine (rows strictly before the
+    cutoff) is grouped per (customer, cutoff, event type), with one conditional aggregate per
+    window (a handful per row, whatever the number of types); that long table is then pivoted
+    to one row per (customer, cutoff) and left-joined back onto the spine. Grouping per type
+    first costs far less than one wide pass with every type's aggregates over every joined row.
     """
-    sp = with_cutoff_day(spine)
-    d = daily.filter(daily.event_type.isin([s.event_type for s in specs]))
-    j = sp.join(d, [sp.customer_id == d.customer_id, d.day < sp.cutoff_day])
-    # days_back = 1 for the day before the cutoff; window w holds days_back in 1..w
-    j = j.select(
-        "customer_id",
-        "cutoff",
-        "event_type",
-        "n",
-        "value_sum",
-        days_back=j.cutoff_day - j.day,
-    )
+    long = _per_type(daily, spine, specs)
     aggs: dict[str, ibis.Value] = {}
     catalog: list[FeatureInfo] = []
     zero: list[str] = []
+
+    def add(col: str, value: ibis.Value, group: str, text: str, fill: bool = True) -> None:
+        aggs[col] = value
+        if fill:
+            zero.append(col)
+        if not col.startswith("_"):
+            catalog.append(FeatureInfo(col, group, text))
+
     for s in specs:
-        is_t = j.event_type == s.event_type
+        is_t = long.event_type == s.event_type
+        pick = partial(_pick, long, is_t)
         name = s.count_name or plural(s.event_type)
         t = slug(s.event_type)
         for w in s.windows:
-            in_w = is_t & (j.days_back <= w)
-            col = f"{name}_{w}d"
-            aggs[col] = j.n.sum(where=in_w)
-            zero.append(col)
-            catalog.append(
-                FeatureInfo(
-                    col,
-                    s.group,
-                    f"number of {s.event_type} events in the {w} days before the cutoff",
-                )
+            add(
+                f"{name}_{w}d",
+                pick(f"n_{w}"),
+                s.group,
+                f"number of {s.event_type} events in the {w} days before the cutoff",
             )
             if s.value_name:
-                col = f"{t}_{slug(s.value_name)}_{w}d"
-                aggs[col] = j.value_sum.sum(where=in_w)
-                zero.append(col)
-                catalog.append(
-                    FeatureInfo(
-                        col,
-                        s.group,
-                        f"total {s.value_name} of {s.event_type} events in the {w} "
-                        "days before the cutoff",
-                    )
+                add(
+                    f"{t}_{slug(s.value_name)}_{w}d",
+                    pick(f"v_{w}"),
+                    s.group,
+                    f"total {s.value_name} of {s.event_type} events in the {w} "
+                    "days before the cutoff",
                 )
             if s.active_days:
-                col = f"{t}_active_days_{w}d"
-                aggs[col] = j.n.count(where=in_w)
-                zero.append(col)
-                catalog.append(
-                    FeatureInfo(
-                        col,
-                        s.group,
-                        f"days with at least one {s.event_type} event in the {w} "
-                        "days before the cutoff",
-                    )
+                add(
+                    f"{t}_active_days_{w}d",
+                    pick(f"a_{w}"),
+                    s.group,
+                    f"days with at least one {s.event_type} event in the {w} "
+                    "days before the cutoff",
                 )
         if s.trend:
-            last = f"_{name}_last_{TREND_DAYS}"
-            prev = f"_{name}_prev_{TREND_DAYS}"
-            aggs[last] = j.n.sum(where=is_t & (j.days_back <= TREND_DAYS))
-            aggs[prev] = j.n.sum(
-                where=is_t & (j.days_back > TREND_DAYS) & (j.days_back <= 2 * TREND_DAYS)
-            )
-            week_from_oldest = (SLOPE_WEEKS - 1) - (j.days_back - 1) // 7
-            col = f"{name}_weekly_slope_{SLOPE_WEEKS}w"
-            aggs[col] = (j.n * (week_from_oldest - _SLOPE_MEAN) / _SLOPE_SXX).sum(
-                where=is_t & (j.days_back <= 7 * SLOPE_WEEKS)
-            )
-            zero.append(col)
-            catalog.append(
-                FeatureInfo(
-                    col,
-                    s.group,
-                    f"least-squares slope of weekly {s.event_type} counts over the "
-                    f"last {SLOPE_WEEKS} weeks (events per week, per week)",
-                )
+            add(f"_{name}_last_{TREND_DAYS}", pick("_last"), s.group, "")
+            add(f"_{name}_prev_{TREND_DAYS}", pick("_prev"), s.group, "")
+            add(
+                f"{name}_weekly_slope_{SLOPE_WEEKS}w",
+                pick("_slope"),
+                s.group,
+                f"least-squares slope of weekly {s.event_type} counts over the "
+                f"last {SLOPE_WEEKS} weeks (events per week, per week)",
             )
         if s.days_since:
-            col = f"days_since_last_{t}"
-            aggs[col] = j.days_back.min(where=is_t)
-            catalog.append(
-                FeatureInfo(
-                    col,
-                    s.group,
-                    f"days from the last {s.event_type} event's day to the cutoff "
-                    "day (1 = the day before); null if never",
-                )
+            add(
+                f"days_since_last_{t}",
+                pick("back"),
+                s.group,
+                f"days from the last {s.event_type} event's day to the cutoff "
+                "day (1 = the day before); null if never",
+                fill=False,
             )
-    grouped = j.group_by(list(KEYS)).aggregate(**aggs)
-    table = attach(
-        spine, grouped, zero_fill=tuple(zero) + tuple(c for c in aggs if c.startswith("_"))
-    )
+    grouped = long.group_by(list(KEYS)).aggregate(**aggs)
+    table = attach(spine, grouped, zero_fill=tuple(zero))
     extra: dict[str, ibis.Value] = {}
     for s in specs:
         if not s.trend:

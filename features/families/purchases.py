@@ -17,9 +17,15 @@ from __future__ import annotations
 import ibis
 
 from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet
-from features.families.engagement import event_family, event_types_built, events_daily_of, merge
+from features.families.engagement import (
+    event_family,
+    event_types_built,
+    events_before,
+    events_daily_of,
+    merge,
+)
 from features.settings import FeaturizeParams
-from features.tables import KEYS, Tables, attach, slug, with_cutoff_day
+from features.tables import KEYS, Tables, attach, slug
 
 RHYTHM = "engagement.rhythm"
 DAYS_PER_YEAR = 365.25
@@ -39,10 +45,7 @@ def purchase_features(
     daily = events_daily_of(tables, types) if types else None
     if daily is None:
         return merge(spine, [])
-    sp = with_cutoff_day(spine)
-    d = daily.filter(daily.event_type.isin(types))
-    j = sp.join(d, [sp.customer_id == d.customer_id, d.day < sp.cutoff_day])
-    j = j.select("customer_id", "cutoff", "event_type", "value_sum", back=j.cutoff_day - j.day)
+    j = events_before(daily, spine, types)
     aggs: dict[str, ibis.Value] = {}
     for t in types:
         is_t = j.event_type == t
