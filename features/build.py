@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ibis
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features.base.io import atomic_path
@@ -34,7 +35,8 @@ from features.families.service import service_families, service_features
 from features.families.text import has_feedback_text, text_families, text_features
 from features.labels import population
 from features.settings import FeaturizeParams, LabelParams
-from features.tables import KEYS, Tables
+from features.spark import is_spark
+from features.tables import KEYS, Tables, output_schema, replaceable, write_table
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +395,8 @@ def write_feature_table(
     Parquet, so memory stays bounded by the chunk, not by the whole spine. Extra spine columns
     (churned, churn_type) come first, after the keys. Returns the feature catalog.
     """
+    if is_spark(con):
+        return _write_on_spark(con, tables, spine, cfg, out, keep, facts)
     own_tmp = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="featurize-")) if own_tmp else Path(work_dir)  # type: ignore[arg-type]
     work.mkdir(parents=True, exist_ok=True)
@@ -415,7 +419,7 @@ def write_feature_table(
             empty = spine.left_join(fs.table, list(KEYS)).select(
                 *KEYS, *extra, *[f.name for f in fs.catalog]
             )
-            _write_parts([], Path(out), empty.schema().to_pyarrow())
+            _write_parts([], Path(out), output_schema(empty.schema()).to_pyarrow())
             return fs.catalog
         parts: list[Path] = []
         catalog: tuple[FeatureInfo, ...] = ()
@@ -440,7 +444,13 @@ def write_feature_table(
                 query.register_functions(expr)
                 con.create_view(name, expr, overwrite=True)
                 query.views.append(name)
-                features = con.table(name).order_by(list(KEYS))
+                # explicit output types: DuckDB's view types a SUM as HUGEINT, which its
+                # Parquet writer would store as double, not the int64 the expression declares
+                view = con.table(name)
+                typed = output_schema(expr.schema())
+                features = view.select(
+                    *[view[c].cast(t).name(c) for c, t in typed.items()]
+                ).order_by(list(KEYS))
             part = work / f"part-{i:04d}.parquet"
             features.to_parquet(part)
             parts.append(part)
@@ -458,6 +468,34 @@ def write_feature_table(
             query.drop()
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_on_spark(
+    con: ibis.BaseBackend,
+    tables: Tables,
+    spine: ibis.Table,
+    cfg: FeaturizeParams,
+    out: Path | str,
+    keep: Collection[str],
+    facts: DataFacts | None,
+) -> tuple[FeatureInfo, ...]:
+    """`write_feature_table` on Spark: one expression for the whole spine, written by the
+    executors as a Parquet dataset directory. Spark partitions and spills the work itself, so
+    there are no chunks or customer buckets (those are DuckDB's memory bound)."""
+    spine = spine.cache()  # the spine may be a query over whole tables: evaluated once
+    cached = tables
+    if tables.events is not None:  # every event feature reads one daily aggregate, kept cached
+        daily = daily_events(tables.events, list(all_event_types(cfg))).cache()
+        cached = tables.replace(events_daily=daily)
+    if facts is None:
+        facts = plan_families(cached, cfg, keep)
+    fs = build_features(cached, spine, cfg, facts)
+    extra = [c for c in spine.columns if c not in KEYS]
+    expr = spine.left_join(fs.table, list(KEYS)).select(
+        *KEYS, *extra, *[f.name for f in fs.catalog]
+    )
+    write_table(con, expr, out, order_by=KEYS)
+    return fs.catalog
 
 
 def _bucket(customer_id: ibis.StringValue, buckets: int) -> ibis.IntegerValue:
@@ -521,12 +559,24 @@ def cutoffs_of(spine: ibis.Table) -> list[dt.datetime]:
     return [utc_midnight(c) for c in values]
 
 
+def to_single_file(dataset: Path | str, out: Path | str) -> None:
+    """A Parquet dataset directory (a Spark output) as one Parquet file `out`, streamed batch by
+    batch; a single file is copied as it is."""
+    dataset = Path(dataset)
+    if dataset.is_file():
+        with atomic_path(replaceable(out)) as tmp:
+            shutil.copyfile(dataset, tmp)
+        return
+    parts = sorted(p for p in dataset.glob("*.parquet") if not p.name.startswith((".", "_")))
+    _write_parts(parts, Path(out), None if parts else ds.dataset(dataset, format="parquet").schema)
+
+
 def _write_parts(parts: Sequence[Path], out: Path, schema: pa.Schema | None) -> None:
     """Concatenate Parquet parts into `out` batch by batch (bounded memory), atomically."""
     if parts:
         schema = pq.read_schema(parts[0])
     assert schema is not None
-    with atomic_path(out) as tmp:
+    with atomic_path(replaceable(out)) as tmp:
         with pq.ParquetWriter(tmp, schema) as writer:
             for part in parts:
                 pf = pq.ParquetFile(part)

@@ -142,3 +142,39 @@ class FeaturizeParams(Section):
             days = getattr(self, name)
             if not days or any(d <= 0 for d in days):
                 raise ParamsError(f"featurize.{name}: expected positive day counts, found {days}")
+
+
+@dataclass(frozen=True)
+class SparkParams(Section):
+    """`engine.spark`: the Spark session that label, featurize and score run on."""
+
+    SECTION = "engine.spark"
+
+    master: str = "local[2]"  # local[N], spark://host:7077, yarn, k8s://...
+    app_name: str = "churn-pipeline"
+    driver_memory: str = "2g"  # spark.driver.memory (local mode: the whole job's heap)
+    shuffle_partitions: int = 8  # spark.sql.shuffle.partitions: Spark's 200 suits a cluster
+    # any other Spark setting, e.g. {spark.executor.memory: 8g}; the pipeline's own settings
+    # (UTC session, Arrow, microsecond Parquet timestamps) cannot be overridden here
+    conf: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.shuffle_partitions <= 0:
+            raise ParamsError(
+                f"engine.spark.shuffle_partitions: expected a positive count, found "
+                f"{self.shuffle_partitions}"
+            )
+
+
+@dataclass(frozen=True)
+class EngineParams(Section):
+    """`engine`: where label, featurize and score run: embedded DuckDB or an Apache Spark cluster.
+
+    Both build the same tables from the same Ibis expressions (tests/features/
+    test_spark_parity.py); training and explanation read the labelled table on one machine.
+    """
+
+    SECTION = "engine"
+
+    name: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkParams = field(default_factory=SparkParams)

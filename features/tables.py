@@ -1,18 +1,24 @@
-"""The contract tables as Ibis expressions, and the DuckDB connection that reads them."""
+"""The contract tables as Ibis expressions, and the engine connection (DuckDB or Spark) that
+reads them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ibis
+import ibis.expr.datatypes as idt
 from ibis.backends.duckdb import Backend as DuckDBBackend
 
 from features.base.errors import BadInputError, InputNotFoundError
+from features.base.io import atomic_path
 from features.catalog import FeatureInfo, FeatureSet
 from features.contract import CONTRACTS, TABLE_ORDER
+from features.settings import EngineParams
+from features.spark import connect_spark, is_spark, write_dataset
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,79 @@ def connect(
     return con
 
 
+def connect_engine(
+    engine: EngineParams,
+    memory_limit: str = "3GB",
+    threads: int = 2,
+    temp_directory: str | Path | None = None,
+) -> ibis.BaseBackend:
+    """The connection of the configured engine: DuckDB (`connect`, with these limits) or Spark
+    (`engine.spark`: master, conf; the DuckDB limits do not apply)."""
+    if engine.name == "spark":
+        return connect_spark(engine.spark)
+    return connect(memory_limit, threads, temp_directory)
+
+
+def disconnect(con: ibis.BaseBackend) -> None:
+    """Release a connection: DuckDB closes; a Spark session is left to the process (stopping it
+    would stop every other user of the same session, e.g. a test session)."""
+    if not is_spark(con):
+        con.disconnect()
+
+
+def read_dataset(
+    con: ibis.BaseBackend, path: str | Path, table_name: str | None = None
+) -> ibis.Table:
+    """A Parquet table written by either engine: one file, or a directory of part files."""
+    path = Path(path)
+    if path.is_dir() and not is_spark(con):
+        return con.read_parquet(f"{path}/*.parquet", table_name=table_name)
+    return con.read_parquet(path, table_name=table_name)
+
+
+def output_schema(schema: ibis.Schema) -> ibis.Schema:
+    """The types a table is written with on every engine: decimals as float64 (Spark types a
+    float literal DECIMAL), timestamps as UTC instants, everything else as declared (counts
+    int64, ratios and means float64)."""
+    out: dict[str, idt.DataType] = {}
+    for name, dtype in schema.items():
+        if dtype.is_decimal():
+            dtype = idt.float64
+        elif dtype.is_timestamp():
+            dtype = idt.Timestamp(timezone="UTC", scale=6)
+        out[name] = dtype
+    return ibis.schema(out)
+
+
+def write_table(
+    con: ibis.BaseBackend,
+    expr: ibis.Table,
+    out: str | Path,
+    order_by: tuple[str, ...] = (),
+    schema: ibis.Schema | None = None,
+) -> None:
+    """Write `expr` atomically with explicit output types (`output_schema`): on DuckDB one Parquet
+    file, on Spark a dataset directory of part files written by the executors."""
+    schema = schema or output_schema(expr.schema())
+    if is_spark(con):
+        write_dataset(con, expr, out, schema, order_by)
+        return
+    typed = expr.select(*[expr[n].cast(t).name(n) for n, t in schema.items()])
+    if order_by:
+        typed = typed.order_by(list(order_by))
+    with atomic_path(replaceable(out)) as tmp:
+        typed.to_parquet(tmp)
+
+
+def replaceable(out: str | Path) -> Path:
+    """`out`, after removing a dataset directory there (a Spark run's output) so that a single
+    file can be renamed over it."""
+    out = Path(out)
+    if out.is_dir():
+        shutil.rmtree(out)
+    return out
+
+
 def check_columns(table: ibis.Table, name: str, where: str = "") -> None:
     """Raise TableContractError naming the table and the missing required columns."""
     missing = [c for c in REQUIRED_COLUMNS[name] if c not in table.columns]
@@ -73,7 +152,7 @@ def check_columns(table: ibis.Table, name: str, where: str = "") -> None:
         )
 
 
-def load_tables(con: DuckDBBackend, interim_dir: str | Path) -> Tables:
+def load_tables(con: ibis.BaseBackend, interim_dir: str | Path) -> Tables:
     """Read data/interim/<table>.parquet lazily; optional tables that are absent become None."""
     interim_dir = Path(interim_dir)
     found: dict[str, ibis.Table | None] = {}

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from features.base.params import ParamsError, from_dict
-from features.settings import FeaturizeParams, IngestParams, LabelParams
+from features.settings import EngineParams, FeaturizeParams, IngestParams, LabelParams
 from models.settings import (
     DataParams,
     EvaluateParams,
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 # The keys (or whole sections) whose home is settings.yaml: none of them changes what is learnt.
 SETTINGS_KEYS: tuple[str, ...] = (
     "paths",
+    "engine",
     "ingest.tables",
     "ingest.memory_limit",
     "ingest.threads",
@@ -80,6 +81,7 @@ class Params:
     """Every section of params.yaml."""
 
     paths: PathsParams = field(default_factory=PathsParams)
+    engine: EngineParams = field(default_factory=EngineParams)
     simulate: SimulateParams = field(default_factory=SimulateParams)
     ingest: IngestParams = field(default_factory=IngestParams)
     label: LabelParams = field(default_factory=LabelParams)

@@ -11,7 +11,7 @@ from features.base.errors import require_inputs
 from features.base.io import write_json
 from features.build import family_decisions, plan_families, training_spine, write_feature_table
 from features.catalog import GROUPS
-from features.tables import connect, load_tables
+from features.tables import connect_engine, disconnect, load_tables, read_dataset
 from pipeline.config import Params
 
 log = logging.getLogger(__name__)
@@ -25,15 +25,17 @@ def run(params: Params) -> int:
     with tempfile.TemporaryDirectory(
         prefix="featurize-", dir=out_dir if out_dir.exists() else None
     ) as tmp:
-        con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, Path(tmp) / "duckdb")
+        con = connect_engine(
+            params.engine, cfg.duckdb_memory_limit, cfg.duckdb_threads, Path(tmp) / "duckdb"
+        )
         tables = load_tables(con, paths.interim)
         facts = plan_families(tables, cfg)
-        labels = con.read_parquet(paths.labels, table_name="labels")
+        labels = read_dataset(con, paths.labels, table_name="labels")
         spine = labels.select(*training_spine(labels).columns, "churned", "churn_type")
         catalog = write_feature_table(
             con, tables, spine, cfg, paths.features, Path(tmp) / "work", facts=facts
         )
-        con.disconnect()
+        disconnect(con)
     decisions = family_decisions(facts, cfg)
     write_json(paths.catalog, [f.to_dict() for f in catalog])
     # a file of its own (paths.feature_families): the catalog stays the list of features

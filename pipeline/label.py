@@ -8,7 +8,6 @@ import tempfile
 from dataclasses import dataclass
 
 from features.base.errors import BadInputError
-from features.base.io import atomic_path
 from features.labels import (
     ActivityTail,
     activity_tail,
@@ -17,7 +16,7 @@ from features.labels import (
     label_end,
     monthly_cutoffs,
 )
-from features.tables import connect, load_tables
+from features.tables import KEYS, connect_engine, disconnect, load_tables, read_dataset, write_table
 from pipeline.config import Params
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,12 @@ def run(params: Params) -> LabelRun:
     """Write the label table for every monthly cutoff with a fully observed label window."""
     p, paths = params.label, params.paths
     with tempfile.TemporaryDirectory(prefix="label-") as tmp:
-        con = connect(params.featurize.duckdb_memory_limit, params.featurize.duckdb_threads, tmp)
+        con = connect_engine(
+            params.engine,
+            params.featurize.duckdb_memory_limit,
+            params.featurize.duckdb_threads,
+            tmp,
+        )
         tables = load_tables(con, paths.interim)
         end = label_end(tables, p.data_end)  # exclusive: the midnight after the last day seen
         last_day = (end - dt.timedelta(days=1)).date().isoformat()
@@ -57,10 +61,9 @@ def run(params: Params) -> LabelRun:
                 "lower label.first_cutoff or label.horizon_days"
             )
         labels = build_labels(tables, p, cutoffs)
-        with atomic_path(paths.labels) as out:
-            labels.to_parquet(out)
-        n = con.read_parquet(paths.labels).count().to_pyarrow().as_py()
-        con.disconnect()
+        write_table(con, labels, paths.labels, order_by=KEYS)
+        n = read_dataset(con, paths.labels).count().to_pyarrow().as_py()
+        disconnect(con)
     log.info(
         "labels: %d rows, %d cutoffs (%s .. %s), data ends %s (%s) -> %s",
         n,

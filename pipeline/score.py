@@ -55,9 +55,16 @@ from tqdm import tqdm
 from features.base.errors import BadInputError, ResourceLimitError
 from features.base.io import atomic_directory, atomic_path, exclusive_lock, write_json
 from features.base.time import as_of_date, day_after, utc_midnight
-from features.build import scoring_spine, write_feature_table
+from features.build import scoring_spine, to_single_file, write_feature_table
 from features.catalog import FeatureInfo
-from features.tables import Tables, connect, load_tables, max_timestamp, timestamp_range
+from features.tables import (
+    Tables,
+    connect_engine,
+    disconnect,
+    load_tables,
+    max_timestamp,
+    timestamp_range,
+)
 from models import tracking
 from models.model import FeatureSpec, LoadedModel, load_model_uri
 from models.monitoring import history
@@ -144,7 +151,10 @@ def build_scoring_table(
     `features_out`; return the as-of date, the catalog by feature name and the event types /
     touchpoints of the scoring window never seen in training."""
     cfg = params.featurize
-    con = connect(params.score.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb")
+    con = connect_engine(
+        params.engine, params.score.duckdb_memory_limit, cfg.duckdb_threads, work / "duckdb"
+    )
+    spark = params.engine.name == "spark"
     try:
         tables = load_tables(con, params.paths.interim)
         if as_of is None:
@@ -154,16 +164,20 @@ def build_scoring_table(
             check_as_of(as_of, pd.Timestamp(first), pd.Timestamp(last))
         spine = scoring_spine(tables, as_of, params.label)
         log.info("scoring table as of %s", as_of.date())
+        # on Spark the executors write a dataset; the scoring below reads one file in chunks
+        table_out = work / "features-dataset" if spark else features_out
         catalog = write_feature_table(
             con,
             tables,
             spine,
             cfg,
-            features_out,
+            table_out,
             work / "features",
             rows_per_chunk=params.score.chunk_rows,
             keep=spec.features,  # the families the model was trained with, even if now absent
         )
+        if spark:
+            to_single_file(table_out, features_out)
         unseen = unseen_in_tables(tables, spec, as_of, max(cfg.windows))
     except duckdb.OutOfMemoryException as exc:
         raise ResourceLimitError(
@@ -172,7 +186,7 @@ def build_scoring_table(
             "are intact."
         ) from exc
     finally:
-        con.disconnect()
+        disconnect(con)
     return as_of, {f.name: f for f in catalog}, unseen
 
 
