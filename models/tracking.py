@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.exceptions import MlflowException
+from mlflow.types import Schema
+from mlflow.types.utils import _infer_schema
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +145,37 @@ def pip_requirements() -> list[str]:
     return [f"{n}=={version(n)}" for n in names]
 
 
+def schema_rows(frame: pd.DataFrame, head: int = 100) -> pd.DataFrame:
+    """Rows of `frame` from which MLflow infers the same schema as from all of it.
+
+    MLflow reads a column's type from its dtype (text columns: from the values) and marks it
+    optional when any value is missing, which it finds by walking every value in Python:
+    minutes on a model table. These rows are the first `head` and, for every column with a
+    missing value, the first row where it is missing, so the inferred schema is the same.
+    """
+    missing = frame.isna()
+    first_missing = missing.to_numpy().argmax(axis=0)[missing.any().to_numpy()]
+    rows = np.union1d(np.arange(min(head, len(frame))), first_missing)
+    return frame.iloc[rows]
+
+
+class TrackedTable(PandasDataset):
+    """An MLflow dataset of a pandas frame whose schema is inferred from `schema_rows`."""
+
+    @cached_property
+    def schema(self) -> Schema | None:
+        return _infer_schema(schema_rows(self.df))
+
+
+def tracked_table(frame: pd.DataFrame, source: str, targets: str, name: str) -> TrackedTable:
+    """`mlflow.data.from_pandas` of `frame`, the schema read from a few rows (`schema_rows`)."""
+    return TrackedTable(frame, resolve_dataset_source(source), targets=targets, name=name)
+
+
 def signature_frame(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """The model's raw input columns with the featurize dtypes (pandas categories as text).
 
-    Infer the signature from all training rows so that a column with any missing value is
+    The signature describes all training rows, so that a column with any missing value is
     declared optional; integer columns stay `long`, as featurize writes them.
     """
     out = frame[features].copy()
@@ -161,8 +193,8 @@ def save_pyfunc(
 ) -> dict[str, Any]:
     """Save the MLflow pyfunc model directory (model_dir must not exist); return the kwargs used.
 
-    The signature is inferred from all training inputs and predictions; the input example is
-    their first five rows.
+    The signature is that of all training inputs and predictions (inferred from `schema_rows`);
+    the input example is their first five rows.
     """
     import warnings
 
@@ -170,9 +202,9 @@ def save_pyfunc(
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ii]nteger column", category=UserWarning)
-        signature = infer_signature(
-            train_inputs, pd.Series(train_predictions, name="churn_probability")
-        )
+        rows = schema_rows(train_inputs)
+        outputs = pd.Series(train_predictions, name="churn_probability").iloc[: len(rows)]
+        signature = infer_signature(rows, outputs)
     kwargs: dict[str, Any] = {
         "python_model": ChurnPyfunc(),
         "artifacts": {k: str(v) for k, v in artifacts.items()},

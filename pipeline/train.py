@@ -75,8 +75,8 @@ def _log_run(
             warnings.simplefilter("ignore", UserWarning)
             for part in ("train", "valid", "test"):
                 frame = getattr(split, part)
-                dataset = mlflow.data.from_pandas(
-                    frame, source=str(features_path), targets=LABEL, name=f"features-{part}"
+                dataset = tracking.tracked_table(
+                    frame, str(features_path), LABEL, f"features-{part}"
                 )
                 mlflow.log_input(dataset, context=part)
         catalog = Path(params.paths.catalog)

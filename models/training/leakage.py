@@ -54,7 +54,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
 from models.settings import LeakageParams
@@ -132,18 +131,34 @@ def _is_numeric(series: pd.Series) -> bool:
     )
 
 
-def _oriented_auc(y: np.ndarray, score: np.ndarray) -> float:
-    auc = float(roc_auc_score(y, score))
-    return max(auc, 1.0 - auc)
+def _roc(y: np.ndarray, score: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """ROC AUC and sklearn's `roc_curve(y, score)` (fpr, tpr, thresholds), from one sort.
+
+    The same steps as scikit-learn's (stable descending sort, one point per distinct score,
+    collinear points dropped, a first point at +inf), without its per-call input checks: the
+    guard measures every feature of the model table this way, twice when it has missing values.
+    """
+    order = np.argsort(score, kind="mergesort")[::-1]
+    s, yy = score[order], y[order].astype(float)
+    last = np.r_[np.flatnonzero(np.diff(s)), yy.size - 1]  # last row of each distinct score
+    tps = np.cumsum(yy)[last]
+    fps = 1 + last - tps
+    keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+    fpr = np.r_[0, fps[keep]] / fps[-1]
+    tpr = np.r_[0, tps[keep]] / tps[-1]
+    thresholds = np.r_[np.inf, s[last][keep]]
+    return float(np.trapezoid(tpr, fpr)), fpr, tpr, thresholds
 
 
-def _best_split(y: np.ndarray, score: np.ndarray) -> tuple[float, float, int]:
-    """Best one-threshold rule on `score`: (balanced accuracy, threshold, direction)."""
-    fpr, tpr, thresholds = roc_curve(y, score)
+def _separation(y: np.ndarray, score: np.ndarray) -> tuple[float, float, float, int]:
+    """How well `score` alone separates the label: its AUC oriented to >= 0.5, and the best
+    one-threshold rule on it (balanced accuracy, threshold, direction)."""
+    auc, fpr, tpr, thresholds = _roc(y, score)
     gain = tpr - fpr
     best = int(np.argmax(np.abs(gain)))
     direction = 1 if gain[best] >= 0 else -1  # +1: score >= threshold means churn
-    return (1.0 + abs(float(gain[best]))) / 2.0, float(thresholds[best]), direction
+    accuracy = (1.0 + abs(float(gain[best]))) / 2.0
+    return max(auc, 1.0 - auc), accuracy, float(thresholds[best]), direction
 
 
 def _describe_numeric_rule(
@@ -174,8 +189,7 @@ def _numeric_evidence(name: str, x: pd.Series, y: np.ndarray) -> tuple[float, st
     best: tuple[float, str, float] = (-1.0, "", 0.5)
     for fill in (lo - span, hi + span):
         score = np.where(missing, fill, values)
-        auc = _oriented_auc(y, score)
-        acc, threshold, direction = _best_split(y, score)
+        auc, acc, threshold, direction = _separation(y, score)
         if auc > best[0] or (auc == best[0] and acc > best[2]):
             chosen = score >= threshold if direction > 0 else score < threshold
             if direction < 0:  # roc_curve's threshold is inclusive for the positive side
@@ -207,8 +221,7 @@ def _categorical_evidence(
     """AUC of out-of-fold level rates and the best rule 'level in {...}'."""
     values = x.astype("object").where(x.notna(), MISSING_LEVEL).astype(str).to_numpy()
     score = _oof_level_rates(values, y, s.folds, s.smoothing, s.seed)
-    auc = _oriented_auc(y, score)
-    acc, threshold, direction = _best_split(y, score)
+    auc, acc, threshold, direction = _separation(y, score)
     chosen = score >= threshold if direction > 0 else score < threshold
     levels = sorted(pd.unique(values[chosen]).tolist())
     shown = ", ".join(repr(v) for v in levels[:5]) + (" ..." if len(levels) > 5 else "")

@@ -244,3 +244,22 @@ def test_table_summary_reports_the_vendor_score_and_a_too_good_result(vendor) ->
     leaky = fit_table(frame, *args, LeakageParams(allow_leaky=True), "vendor.csv").summary
     assert leaky["roc_auc"] > 0.97 and leaky["too_good_to_be_true"] is True
     assert any("Churn Score" in r for r in leaky["too_good_reasons"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_matches_scikit_learn(seed):
+    """The guard's one-sort ROC gives scikit-learn's AUC and curve, ties and all."""
+    from sklearn.metrics import roc_curve
+
+    from models.training.leakage import _roc
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 3000)
+    # few distinct values (ties), a continuous part, and a constant stretch
+    score = np.r_[rng.integers(0, 7, 1000), rng.normal(size=1500) + y[1000:2500], np.zeros(500)]
+    auc, fpr, tpr, thresholds = _roc(y, score.astype(float))
+    want_fpr, want_tpr, want_thr = roc_curve(y, score)
+    assert auc == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    np.testing.assert_allclose(fpr, want_fpr, atol=1e-12)
+    np.testing.assert_allclose(tpr, want_tpr, atol=1e-12)
+    np.testing.assert_array_equal(thresholds, want_thr)

@@ -135,3 +135,26 @@ def test_bad_candidate_is_refused_naming_it(
 ) -> None:
     with pytest.raises(ParamsError, match=message):
         TrainParams(candidates=candidates)
+
+
+def test_schema_rows_give_the_whole_frames_schema():
+    """MLflow infers the same schema (types, optional columns) from `schema_rows` as from every
+    row, though missing values sit only far past the first rows."""
+    from mlflow.types.utils import _infer_schema
+
+    from models.tracking import schema_rows
+
+    n = 5000
+    frame = pd.DataFrame(
+        {
+            "count": np.arange(n, dtype="int64"),
+            "ratio": np.linspace(0, 1, n),
+            "late_gap": np.r_[np.ones(n - 1), np.nan],
+            "plan": ["basic"] * (n - 1) + [None],
+            "flag": np.ones(n, dtype=bool),
+        }
+    )
+    rows = schema_rows(frame, head=10)
+    assert len(rows) == 11
+    assert _infer_schema(rows) == _infer_schema(frame)
+    assert [c.required for c in _infer_schema(rows).inputs] == [True, True, False, False, True]
