@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from sklearn.metrics import roc_auc_score
 
 from models.evaluation.importance import driver_ranks, mean_abs_shap
-from models.evaluation.metrics import PREDICTIONS, calibration_slope
+from models.evaluation.metrics import PREDICTIONS, ResampledAUC, calibration_slope
 from models.model import ChurnModel
 from models.training.split import LABEL, TrainingDataError
 
@@ -147,12 +147,15 @@ def paired_bootstrap(
     y = np.asarray(y, dtype=int)
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
+    resampled = {name: ResampledAUC(y, p) for name, p in scores.items()}
+    resampled_oracle = ResampledAUC(y, true_p)
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
         if y[idx].min() == y[idx].max():
             continue
-        auc = {name: roc_auc_score(y[idx], p[idx]) for name, p in scores.items()}
-        oracle = roc_auc_score(y[idx], true_p[idx])
+        counts = np.bincount(idx, minlength=len(y)).astype(float)
+        auc = {name: auc_of(counts) for name, auc_of in resampled.items()}
+        oracle = resampled_oracle(counts)
         figures = {f"{name}_roc_auc": v for name, v in auc.items()}
         figures["oracle_roc_auc"] = oracle
         figures["auc_gap_to_oracle"] = oracle - auc["model"]

@@ -129,3 +129,19 @@ def test_fold_levels_ties_by_name() -> None:
     assert folding.kept == ("c", "a") and folding.folded == ("b", "d")
     assert "grouped as '(other)': b, d" in folding.note()
     assert fold_levels("c", {"x": 1}, 2).folded == ()
+
+
+def test_resampled_auc_is_the_auc_of_the_resample():
+    """ResampledAUC(counts) equals roc_auc_score on the resampled rows, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    from models.evaluation.metrics import ResampledAUC
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 800)
+    p = np.round(rng.random(800) + 0.3 * y, 2)  # rounded: many ties
+    auc_of = ResampledAUC(y, p)
+    for _ in range(20):
+        idx = rng.integers(0, len(y), len(y))
+        counts = np.bincount(idx, minlength=len(y)).astype(float)
+        assert auc_of(counts) == pytest.approx(roc_auc_score(y[idx], p[idx]), abs=1e-12)
