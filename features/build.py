@@ -35,7 +35,7 @@ from features.families.service import service_families, service_features
 from features.families.text import has_feedback_text, text_families, text_features
 from features.labels import population
 from features.settings import FeaturizeParams, LabelParams
-from features.spark import is_spark
+from features.spark import cached, is_spark
 from features.tables import KEYS, Tables, output_schema, replaceable, write_table
 
 log = logging.getLogger(__name__)
@@ -482,14 +482,14 @@ def _write_on_spark(
     """`write_feature_table` on Spark: one expression for the whole spine, written by the
     executors as a Parquet dataset directory. Spark partitions and spills the work itself, so
     there are no chunks or customer buckets (those are DuckDB's memory bound)."""
-    spine = spine.cache()  # the spine may be a query over whole tables: evaluated once
-    cached = tables
+    spine = cached(con, spine)  # the spine may be a query over whole tables: evaluated once
+    kept = tables
     if tables.events is not None:  # every event feature reads one daily aggregate, kept cached
-        daily = daily_events(tables.events, list(all_event_types(cfg))).cache()
-        cached = tables.replace(events_daily=daily)
+        daily = daily_events(tables.events, list(all_event_types(cfg)))
+        kept = tables.replace(events_daily=cached(con, daily))
     if facts is None:
-        facts = plan_families(cached, cfg, keep)
-    fs = build_features(cached, spine, cfg, facts)
+        facts = plan_families(kept, cfg, keep)
+    fs = build_features(kept, spine, cfg, facts)
     extra = [c for c in spine.columns if c not in KEYS]
     expr = spine.left_join(fs.table, list(KEYS)).select(
         *KEYS, *extra, *[f.name for f in fs.catalog]

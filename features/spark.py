@@ -82,7 +82,32 @@ def _java_home() -> bool:
 
 def connect_spark(cfg: SparkParams) -> ibis.BaseBackend:
     """An Ibis PySpark connection over the pipeline's Spark session."""
+    _float_literals_as_double()
     return ibis.pyspark.connect(spark_session(cfg))
+
+
+def _float_literals_as_double() -> None:
+    """Make Ibis write a float64 literal as a DOUBLE in Spark SQL.
+
+    Ibis 12 writes `ibis.literal(3.5, "float64")` as a bare `3.5`, which Spark SQL types
+    DECIMAL(2,1): arithmetic with it is then decimal, rounded to 6 places (a weekly slope of
+    0.238095238 became 0.238095). Wrapping the literal in CAST(... AS DOUBLE) computes in
+    doubles as DuckDB does, for every feature expression, without Spark-only code in them.
+    """
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    visit = PySparkCompiler.visit_NonNullLiteral
+    if getattr(visit, "float_literals_as_double", False):
+        return
+
+    def visit_as_double(self: Any, op: Any, *, value: Any, dtype: dt.DataType) -> Any:
+        result = visit(self, op, value=value, dtype=dtype)
+        if dtype.is_floating() and result is not None:
+            return self.cast(result, dt.float64)
+        return result
+
+    visit_as_double.float_literals_as_double = True  # type: ignore[attr-defined]
+    PySparkCompiler.visit_NonNullLiteral = visit_as_double  # type: ignore[method-assign]
 
 
 def is_spark(con: ibis.BaseBackend) -> bool:
@@ -98,6 +123,13 @@ def spark_type(dtype: dt.DataType) -> Any:
     if dtype.is_timestamp():
         return T.TimestampType()  # Parquet isAdjustedToUTC=true, like DuckDB's TIMESTAMPTZ
     return PySparkType.from_ibis(dtype)
+
+
+def cached(con: ibis.BaseBackend, expr: ibis.Table) -> ibis.Table:
+    """`expr` evaluated once and kept by Spark (memory, spilling to disk) for the queries that
+    read it; the in-memory tables it reads (e.g. the cutoffs) are registered first."""
+    con._run_pre_execute_hooks(expr)
+    return expr.cache()
 
 
 def typed_frame(con: ibis.BaseBackend, expr: ibis.Table, schema: ibis.Schema) -> DataFrame:
