@@ -112,11 +112,21 @@ def flatten(prefix: str, obj: Any) -> dict[str, Any]:
 
 
 def file_digest(path: Path | str) -> str:
-    """sha256 of a file's bytes (first 16 hex digits), for dataset lineage."""
+    """sha256 of a file's bytes (first 16 hex digits), for dataset lineage; of a dataset directory
+    (a Spark output), its visible files' names and bytes in name order."""
+    path = Path(path)
+    files = (
+        [path]
+        if not path.is_dir()
+        else sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    )
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    for file in files:
+        if file != path:
+            h.update(file.name.encode())
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()[:16]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 from mlflow import MlflowClient
 
 from features.base.errors import require_inputs
@@ -145,7 +145,7 @@ def _population(
 def _rating_history(features_path: Path, column: str = "csat_mean_90d") -> pd.DataFrame | None:
     """Every labelled row of the model table (all cutoffs): customer, cutoff, label and the recent
     mean rating, for the rating bands pooled over the past (None without that rating column)."""
-    names = pq.read_schema(features_path).names
+    names = ds.dataset(features_path, format="parquet").schema.names  # a file or a directory
     if column not in names:
         return None
     history = pd.read_parquet(features_path, columns=["customer_id", "cutoff", LABEL, column])

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features.base.errors import BadInputError, require_inputs
@@ -100,7 +101,7 @@ def reference_rows(
 ) -> pd.DataFrame:
     """The model table's rows at the model's training cutoffs (up to `train_end`), a seeded
     sample of at most `m.reference_max_rows`."""
-    names = pq.read_schema(features_path).names
+    names = ds.dataset(features_path, format="parquet").schema.names  # a file or a directory
     missing = [c for c in columns if c not in names]
     if missing:
         raise BadInputError(

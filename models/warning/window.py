@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features.base.time import day_after
@@ -42,9 +43,15 @@ log = logging.getLogger(__name__)
 
 
 def schema_fields(path: Path | str) -> dict[str, FieldType] | None:
-    """Field types of a Parquet file's columns (nothing is read), None when it does not exist."""
+    """Field types of a Parquet table's columns (one file or a directory of part files; nothing is
+    read), None when it does not exist."""
     path = Path(path)
-    return field_types_of_schema(pq.read_schema(path)) if path.exists() else None
+    return field_types_of_schema(_schema(path)) if path.exists() else None
+
+
+def _schema(path: Path) -> pa.Schema:
+    """The schema of a Parquet file or of a dataset directory (a Spark output)."""
+    return ds.dataset(path, format="parquet").schema
 
 
 def record_fields(tables: Tables) -> dict[str, dict[str, FieldType]]:
@@ -137,7 +144,7 @@ def read_optional(path: Path | str, columns: list[str] | None = None) -> pd.Data
     path = Path(path)
     if not path.exists():
         return None
-    available = set(pq.read_schema(path).names)
+    available = set(_schema(path).names)
     cols = None if columns is None else [c for c in columns if c in available]
     frame = pq.read_table(path, columns=cols).to_pandas()
     if "customer_id" in frame.columns:
