@@ -152,8 +152,8 @@ class SparkParams(Section):
 
     master: str = "local[2]"  # local[N], spark://host:7077, yarn, k8s://...
     app_name: str = "churn-pipeline"
-    driver_memory: str = "2g"  # spark.driver.memory (local mode: the whole job's heap)
-    shuffle_partitions: int = 8  # spark.sql.shuffle.partitions: Spark's 200 suits a cluster
+    driver_memory: str = "6g"  # spark.driver.memory (local mode: the whole job's heap)
+    shuffle_partitions: int = 64  # spark.sql.shuffle.partitions: Spark's 200 suits a cluster
     # any other Spark setting, e.g. {spark.executor.memory: 8g}; the pipeline's own settings
     # (UTC session, Arrow, microsecond Parquet timestamps) cannot be overridden here
     conf: dict[str, str] = field(default_factory=dict)

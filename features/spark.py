@@ -153,12 +153,13 @@ def write_dataset(
 
     The directory is written beside `out` and swapped in whole: a failed job leaves the previous
     output (a file or a directory) or none. Readers take it as one table (pyarrow, pandas,
-    DuckDB through `features.tables.read_dataset`, Spark).
+    DuckDB through `features.tables.read_dataset`, Spark), rows in `order_by` order: training
+    reads rows in file order, and LightGBM's bins depend on it.
     """
     out = Path(out)
     frame = typed_frame(con, expr, schema)
-    if order_by:
-        frame = frame.sortWithinPartitions(*order_by)
+    if order_by:  # a global sort: the part files, read in name order, hold DuckDB's row order
+        frame = frame.orderBy(*order_by)
     if out.is_file():  # a single-file output of the DuckDB engine: replaced by the dataset
         out.unlink()
     with atomic_directory(out) as staging:

@@ -96,6 +96,14 @@ def _read(path: Path) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
+@pytest.mark.parametrize("table", ["labels", "features"])
+def test_rows_are_in_the_same_order(runs: dict, table: str) -> None:
+    """Training reads the rows in file order (LightGBM's bins depend on it): same order, same
+    model, whichever engine wrote the table."""
+    duck, spark = (pd.read_parquet(runs[e][table], columns=KEYS) for e in ("duckdb", "spark"))
+    assert spark.equals(duck)
+
+
 def _mismatches(duck: pd.DataFrame, spark: pd.DataFrame) -> dict[str, str]:
     """Column -> what differs (floats to 1e-9 with nulls in the same rows, the rest exact)."""
     found: dict[str, str] = {}
