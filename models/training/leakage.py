@@ -143,10 +143,13 @@ def _roc(y: np.ndarray, score: np.ndarray) -> tuple[float, np.ndarray, np.ndarra
     last = np.r_[np.flatnonzero(np.diff(s)), yy.size - 1]  # last row of each distinct score
     tps = np.cumsum(yy)[last]
     fps = 1 + last - tps
-    keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-    fpr = np.r_[0, fps[keep]] / fps[-1]
-    tpr = np.r_[0, tps[keep]] / tps[-1]
-    thresholds = np.r_[np.inf, s[last][keep]]
+    thresholds = s[last]
+    if len(fps) > 2:  # as scikit-learn: only then are there intermediate points to drop
+        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    fpr = np.r_[0, fps] / fps[-1]
+    tpr = np.r_[0, tps] / tps[-1]
+    thresholds = np.r_[np.inf, thresholds]
     return float(np.trapezoid(tpr, fpr)), fpr, tpr, thresholds
 
 

@@ -263,3 +263,10 @@ def test_roc_matches_scikit_learn(seed):
     np.testing.assert_allclose(fpr, want_fpr, atol=1e-12)
     np.testing.assert_allclose(tpr, want_tpr, atol=1e-12)
     np.testing.assert_array_equal(thresholds, want_thr)
+    # one or two distinct values (a constant or binary feature): nothing to drop
+    for few in (np.zeros(len(y)), (np.arange(len(y)) % 2).astype(float)):
+        auc, fpr, tpr, thresholds = _roc(y, few)
+        want_fpr, want_tpr, want_thr = roc_curve(y, few)
+        assert auc == pytest.approx(roc_auc_score(y, few), abs=1e-12)
+        np.testing.assert_allclose(fpr, want_fpr, atol=1e-12)
+        np.testing.assert_array_equal(thresholds, want_thr)
