@@ -1,0 +1,168 @@
+"""Benchmark: label, featurize and score on DuckDB vs Spark (`engine.name`), same data, one run.
+
+    python bench/spark.py --customers 100000          # issue 17's size
+    python bench/spark.py --customers 2000 --cores 2  # a quick look
+
+Simulates a world (`simulate.world: simple`, N customers, 2024-06 .. 2025-12) and ingests it once,
+then per engine runs `churn label`, `churn featurize` and `churn score --model` (a model trained
+once, on DuckDB's table) each in its own subprocess, measuring wall time and the peak resident
+memory of the process tree (Python and, on Spark, its JVM; psutil polling every 100 ms). Prints
+both engines side by side, checks that their feature tables agree (floats to 1e-9), and writes
+an estimate of the Spark cores needed to featurize 10 B events and score 50 M customers within an
+hour from the measured per-core throughput. That extrapolation assumes throughput scales linearly
+with cores (no skew, shuffle and storage keeping up): a planning figure, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pyarrow.parquet as pq
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHURN = str(Path(sys.executable).parent / "churn")
+SECTIONS = (
+    "simulate",
+    "ingest",
+    "label",
+    "featurize",
+    "split",
+    "train",
+    "mlflow",
+    "score",
+    "value",
+)
+TARGET_EVENTS = 10e9
+TARGET_CUSTOMERS = 50e6
+HOUR = 3600.0
+
+
+def _project(root: Path, customers: int, cores: int) -> None:
+    """params.yaml + settings.yaml of the benchmark project (the repository's, resized)."""
+
+    def sections(name: str) -> dict:
+        data = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
+        return {k: v for k, v in data.items() if k in SECTIONS}
+
+    params, settings = sections("params.yaml"), sections("settings.yaml")
+    params["simulate"].update(
+        customers=customers, world="simple", start_date="2024-06-01", chunk_size=50_000
+    )
+    params["label"]["first_cutoff"] = "2025-03-01"
+    params["train"].update(min_positives=10, num_boost_round=100)
+    settings["featurize"]["lexicon"] = str(ROOT / settings["featurize"]["lexicon"])
+    settings["featurize"]["duckdb_threads"] = cores
+    settings["engine"] = {"name": "duckdb", "spark": {"master": f"local[{cores}]"}}
+    for name, data in (("params.yaml", params), ("settings.yaml", settings)):
+        (root / name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _engine(root: Path, name: str) -> None:
+    path = root / "settings.yaml"
+    settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+    settings["engine"]["name"] = name
+    path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+
+
+def _run(root: Path, *args: str) -> tuple[float, float]:
+    """Run `churn ARGS` in `root`; its wall seconds and the peak RSS (MB) of its process tree."""
+    started = time.perf_counter()
+    log = (root / "bench.log").open("a")
+    proc = subprocess.Popen([CHURN, *args], cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    peak = 0
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    if proc.returncode != 0:
+        raise SystemExit(f"churn {' '.join(args)} failed ({proc.returncode}); see {log.name}")
+    return time.perf_counter() - started, peak / 2**20
+
+
+def _rows(path: Path) -> int:
+    return pq.ParquetDataset(path).read(columns=["customer_id"]).num_rows
+
+
+def _max_float_gap(a: Path, b: Path) -> tuple[float, int]:
+    """The largest absolute difference of any numeric feature, and the differing non-numeric
+    cells, between two feature tables (rows in key order)."""
+    keys = ["customer_id", "cutoff"]
+    x = pd.read_parquet(a).sort_values(keys).reset_index(drop=True)
+    y = pd.read_parquet(b).sort_values(keys).reset_index(drop=True)[x.columns]
+    gap, cells = 0.0, 0
+    for c in x.columns:
+        if pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c]):
+            d = np.abs(x[c].to_numpy(float) - y[c].to_numpy(float))
+            gap = max(gap, float(np.nanmax(d, initial=0.0)))
+            cells += int((np.isnan(x[c].to_numpy(float)) != np.isnan(y[c].to_numpy(float))).sum())
+        else:
+            cells += int(((x[c] != y[c]) & ~(x[c].isna() & y[c].isna())).sum())
+    return gap, cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--cores", type=int, default=2, help="Spark local[N] and DuckDB threads")
+    parser.add_argument("--keep", type=Path, help="keep the project in this directory")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-spark-"))
+    root.mkdir(parents=True, exist_ok=True)
+    _project(root, args.customers, args.cores)
+    for stage in ("simulate", "ingest"):
+        _run(root, stage)
+    events = pq.ParquetFile(root / "data/interim/events.parquet").metadata.num_rows
+    print(f"{args.customers:,} customers, {events:,} events; {args.cores} cores per engine")
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    tables: dict[str, Path] = {}
+    for engine in ("duckdb", "spark"):
+        _engine(root, engine)
+        results[engine] = {s: _run(root, s) for s in ("label", "featurize")}
+        if engine == "duckdb":
+            _run(root, "train")
+        tables[engine] = root / f"features-{engine}.parquet"
+        shutil.move(root / "data/processed/features.parquet", tables[engine])
+        score_dir = root / f"score-{engine}"
+        results[engine]["score"] = _run(root, "score", "--model", "artifacts/model", "--out",
+                                        str(score_dir))  # fmt: skip
+        scored = _rows(score_dir / "scores.parquet")
+    rows = _rows(tables["duckdb"])
+    print(f"feature table: {rows:,} rows (customer x cutoff); scored {scored:,} customers")
+    print(f"{'stage':<10} {'DuckDB s':>9} {'MB':>7}   {'Spark s':>9} {'MB':>7}")
+    for stage in ("label", "featurize", "score"):
+        (dw, dm), (sw, sm) = results["duckdb"][stage], results["spark"][stage]
+        print(f"{stage:<10} {dw:>9.1f} {dm:>7.0f}   {sw:>9.1f} {sm:>7.0f}")
+    gap, cells = _max_float_gap(tables["duckdb"], tables["spark"])
+    print(f"feature tables: largest numeric difference {gap:.2e}, other cells differing {cells}")
+    feat_rate = events / (results["spark"]["featurize"][0] * args.cores)
+    score_rate = scored / (results["spark"]["score"][0] * args.cores)
+    print(
+        f"Spark per core: featurize {feat_rate:,.0f} events/s (whole training spine), "
+        f"score {score_rate:,.0f} customers/s (scoring table on Spark, scoring on the driver)"
+    )
+    print(
+        f"estimate, linear in cores: 10 B events in an hour needs about "
+        f"{TARGET_EVENTS / (feat_rate * HOUR):,.0f} cores for featurize; 50 M customers about "
+        f"{TARGET_CUSTOMERS / (score_rate * HOUR):,.0f} cores for the scoring table (the scoring "
+        "itself runs on the driver until it is a mapInPandas job)"
+    )
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
