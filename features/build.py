@@ -13,10 +13,9 @@ from pathlib import Path
 
 import ibis
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from features.base.io import atomic_path
+from features.base.io import atomic_path, parquet_schema
 from features.base.time import utc_midnight
 from features.catalog import DataFacts, FamilyDecision, FeatureInfo, FeatureSet
 from features.contract import CONTRACTS
@@ -36,7 +35,7 @@ from features.families.text import has_feedback_text, text_families, text_featur
 from features.labels import population
 from features.settings import FeaturizeParams, LabelParams
 from features.spark import cached, is_spark
-from features.tables import KEYS, Tables, output_schema, replaceable, write_table
+from features.tables import KEYS, Tables, cast_to, output_schema, replaceable, write_table
 
 log = logging.getLogger(__name__)
 
@@ -447,10 +446,7 @@ def write_feature_table(
                 # explicit output types: DuckDB's view types a SUM as HUGEINT, which its
                 # Parquet writer would store as double, not the int64 the expression declares
                 view = con.table(name)
-                typed = output_schema(expr.schema())
-                features = view.select(
-                    *[view[c].cast(t).name(c) for c, t in typed.items()]
-                ).order_by(list(KEYS))
+                features = cast_to(view, output_schema(expr.schema())).order_by(list(KEYS))
             part = work / f"part-{i:04d}.parquet"
             features.to_parquet(part)
             parts.append(part)
@@ -568,7 +564,7 @@ def to_single_file(dataset: Path | str, out: Path | str) -> None:
             shutil.copyfile(dataset, tmp)
         return
     parts = sorted(p for p in dataset.glob("*.parquet") if not p.name.startswith((".", "_")))
-    _write_parts(parts, Path(out), None if parts else ds.dataset(dataset, format="parquet").schema)
+    _write_parts(parts, Path(out), None if parts else parquet_schema(dataset))
 
 
 def _write_parts(parts: Sequence[Path], out: Path, schema: pa.Schema | None) -> None:

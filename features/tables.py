@@ -126,11 +126,16 @@ def write_table(
     if is_spark(con):
         write_dataset(con, expr, out, schema, order_by)
         return
-    typed = expr.select(*[expr[n].cast(t).name(n) for n, t in schema.items()])
+    typed = cast_to(expr, schema)
     if order_by:
         typed = typed.order_by(list(order_by))
     with atomic_path(replaceable(out)) as tmp:
         typed.to_parquet(tmp)
+
+
+def cast_to(table: ibis.Table, schema: ibis.Schema) -> ibis.Table:
+    """`table`'s columns of `schema`, each cast to its type there."""
+    return table.select(*[table[n].cast(t).name(n) for n, t in schema.items()])
 
 
 def replaceable(out: str | Path) -> Path:

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.dataset as ds
 from mlflow import MlflowClient
 
 from features.base.errors import require_inputs
-from features.base.io import atomic_directory
+from features.base.io import atomic_directory, parquet_schema
 from models import tracking
 from models.explain import drivers as ex
 from models.explain.money import value_at_risk
@@ -145,7 +144,7 @@ def _population(
 def _rating_history(features_path: Path, column: str = "csat_mean_90d") -> pd.DataFrame | None:
     """Every labelled row of the model table (all cutoffs): customer, cutoff, label and the recent
     mean rating, for the rating bands pooled over the past (None without that rating column)."""
-    names = ds.dataset(features_path, format="parquet").schema.names  # a file or a directory
+    names = parquet_schema(features_path).names
     if column not in names:
         return None
     history = pd.read_parquet(features_path, columns=["customer_id", "cutoff", LABEL, column])

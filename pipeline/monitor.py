@@ -38,11 +38,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from features.base.errors import BadInputError, require_inputs
-from features.base.io import atomic_directory, exclusive_lock, write_json, write_text
+from features.base.io import (
+    atomic_directory,
+    exclusive_lock,
+    parquet_schema,
+    write_json,
+    write_text,
+)
 from features.labels import label_end
 from features.tables import connect, load_tables
 from models import tracking
@@ -101,7 +106,7 @@ def reference_rows(
 ) -> pd.DataFrame:
     """The model table's rows at the model's training cutoffs (up to `train_end`), a seeded
     sample of at most `m.reference_max_rows`."""
-    names = ds.dataset(features_path, format="parquet").schema.names  # a file or a directory
+    names = parquet_schema(features_path).names
     missing = [c for c in columns if c not in names]
     if missing:
         raise BadInputError(

@@ -52,6 +52,14 @@ def write_text(target: Path | str, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def parquet_schema(path: Path | str) -> pa.Schema:
+    """The schema of a Parquet table, one file or a dataset directory of part files (what
+    `engine: spark` writes); no rows are read."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(path, format="parquet").schema
+
+
 def write_parquet(target: Path | str, table: pa.Table) -> None:
     """Write an Arrow table as Parquet, atomically."""
     with atomic_path(target) as tmp:

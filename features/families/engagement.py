@@ -124,14 +124,14 @@ def _per_type(daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]) 
         aggs["_last"] = j.n.sum(where=j.back <= TREND_DAYS)
         aggs["_prev"] = j.n.sum(where=(j.back > TREND_DAYS) & (j.back <= 2 * TREND_DAYS))
         week_from_oldest = (SLOPE_WEEKS - 1) - (j.back - 1) // 7
-        # float64 literals: a bare 3.5 is a DECIMAL on some engines (Spark)
-        weight = (week_from_oldest - _float(_SLOPE_MEAN)) / _float(_SLOPE_SXX)
-        aggs["_slope"] = (j.n * weight).sum(where=j.back <= 7 * SLOPE_WEEKS)
+        aggs["_slope"] = (j.n * (week_from_oldest - _SLOPE_MEAN) / _SLOPE_SXX).sum(
+            where=j.back <= 7 * SLOPE_WEEKS
+        )
     keys = [*KEYS, "event_type"]
     windowed = j.group_by(keys).aggregate(**aggs)
     recency_types = [s.event_type for s in specs if s.days_since]
     if not recency_types:
-        return windowed.mutate(back=ibis.null("int64"))
+        return windowed
     # Days since the last event look back over all history, not only the windows' reach: a
     # second, lighter pass (one aggregate) over the unbounded join.
     h = events_before(daily, spine, recency_types, None)
@@ -145,10 +145,6 @@ def _per_type(daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]) 
 def _pick(long: ibis.Table, is_type: ibis.BooleanValue, column: str) -> ibis.Value:
     """The pivot: `column` of the one long row of a type (max keeps the column's type)."""
     return long[column].max(where=is_type)
-
-
-def _float(value: float) -> ibis.FloatingScalar:
-    return ibis.literal(value, "float64")
 
 
 def event_window_features(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from features.base.io import parquet_schema
 from features.base.time import day_after
 from features.lexicon import Lexicon
 from features.tables import Tables, max_timestamp
@@ -46,12 +46,7 @@ def schema_fields(path: Path | str) -> dict[str, FieldType] | None:
     """Field types of a Parquet table's columns (one file or a directory of part files; nothing is
     read), None when it does not exist."""
     path = Path(path)
-    return field_types_of_schema(_schema(path)) if path.exists() else None
-
-
-def _schema(path: Path) -> pa.Schema:
-    """The schema of a Parquet file or of a dataset directory (a Spark output)."""
-    return ds.dataset(path, format="parquet").schema
+    return field_types_of_schema(parquet_schema(path)) if path.exists() else None
 
 
 def record_fields(tables: Tables) -> dict[str, dict[str, FieldType]]:
@@ -144,7 +139,7 @@ def read_optional(path: Path | str, columns: list[str] | None = None) -> pd.Data
     path = Path(path)
     if not path.exists():
         return None
-    available = set(_schema(path).names)
+    available = set(parquet_schema(path).names)
     cols = None if columns is None else [c for c in columns if c in available]
     frame = pq.read_table(path, columns=cols).to_pandas()
     if "customer_id" in frame.columns:
