@@ -6,16 +6,22 @@
 Simulates a world (`simulate.world: simple`, N customers, 2024-06 .. 2025-12) and ingests it once,
 then per engine runs `churn label`, `churn featurize` and `churn score --model` (a model trained
 once, on DuckDB's table) each in its own subprocess, measuring wall time and the peak resident
-memory of the process tree (Python and, on Spark, its JVM; psutil polling every 100 ms). Prints
-both engines side by side, checks that their feature tables agree (floats to 1e-9), and writes
+memory of the process tree (Python and, on Spark, its JVM and Python workers; psutil polling every
+100 ms). On Spark, `score` builds the scoring table and scores it as Spark jobs (mapInPandas).
+Prints both engines side by side, checks that their feature tables and scores agree, and writes
 an estimate of the Spark cores needed to featurize 10 B events and score 50 M customers within an
 hour from the measured per-core throughput. That extrapolation assumes throughput scales linearly
 with cores (no skew, shuffle and storage keeping up): a planning figure, not a measurement.
+
+With `--keep DIR` every finished step is recorded in DIR/bench.json and skipped when the same
+command runs again (a long run can be stopped and resumed); `--redo STAGE` measures that stage
+again on both engines (e.g. `--redo score` after a change to scoring).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -74,6 +80,26 @@ def _engine(root: Path, name: str) -> None:
     path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
 
 
+class Steps:
+    """Measured steps of one benchmark project (root/bench.json): a step done is not run again."""
+
+    def __init__(self, root: Path, redo: set[str]) -> None:
+        self.path = root / "bench.json"
+        self.done: dict[str, list[float]] = (
+            json.loads(self.path.read_text()) if self.path.exists() else {}
+        )
+        for key in [k for k in self.done if k.split(":")[-1] in redo]:
+            del self.done[key]
+        self.root = root
+
+    def run(self, key: str, *args: str) -> tuple[float, float]:
+        if key not in self.done:
+            self.done[key] = list(_run(self.root, *args))
+            self.path.write_text(json.dumps(self.done, indent=1))
+        wall, mb = self.done[key]
+        return wall, mb
+
+
 def _run(root: Path, *args: str) -> tuple[float, float]:
     """Run `churn ARGS` in `root`; its wall seconds and the peak RSS (MB) of its process tree."""
     started = time.perf_counter()
@@ -97,10 +123,9 @@ def _rows(path: Path) -> int:
     return pq.ParquetDataset(path).read(columns=["customer_id"]).num_rows
 
 
-def _max_float_gap(a: Path, b: Path) -> tuple[float, int]:
-    """The largest absolute difference of any numeric feature, and the differing non-numeric
-    cells, between two feature tables (rows in key order)."""
-    keys = ["customer_id", "cutoff"]
+def _max_float_gap(a: Path, b: Path, keys: list[str]) -> tuple[float, int]:
+    """The largest absolute difference of any numeric column, and the differing non-numeric
+    cells, between two tables (rows in `keys` order)."""
     x = pd.read_parquet(a).sort_values(keys).reset_index(drop=True)
     y = pd.read_parquet(b).sort_values(keys).reset_index(drop=True)[x.columns]
     gap, cells = 0.0, 0
@@ -119,26 +144,30 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--cores", type=int, default=2, help="Spark local[N] and DuckDB threads")
     parser.add_argument("--keep", type=Path, help="keep the project in this directory")
+    parser.add_argument("--redo", action="append", default=[], help="measure this stage again")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-spark-"))
     root.mkdir(parents=True, exist_ok=True)
-    _project(root, args.customers, args.cores)
+    steps = Steps(root, set(args.redo))
+    if not steps.done:
+        _project(root, args.customers, args.cores)
     for stage in ("simulate", "ingest"):
-        _run(root, stage)
+        steps.run(stage, stage)
     events = pq.ParquetFile(root / "data/interim/events.parquet").metadata.num_rows
     print(f"{args.customers:,} customers, {events:,} events; {args.cores} cores per engine")
     results: dict[str, dict[str, tuple[float, float]]] = {}
     tables: dict[str, Path] = {}
     for engine in ("duckdb", "spark"):
         _engine(root, engine)
-        results[engine] = {s: _run(root, s) for s in ("label", "featurize")}
+        results[engine] = {s: steps.run(f"{engine}:{s}", s) for s in ("label", "featurize")}
         if engine == "duckdb":
-            _run(root, "train")
+            steps.run("duckdb:train", "train")
         tables[engine] = root / f"features-{engine}.parquet"
-        shutil.move(root / "data/processed/features.parquet", tables[engine])
+        if not tables[engine].exists():
+            shutil.move(root / "data/processed/features.parquet", tables[engine])
         score_dir = root / f"score-{engine}"
-        results[engine]["score"] = _run(root, "score", "--model", "artifacts/model", "--out",
-                                        str(score_dir))  # fmt: skip
+        score = ("score", "--model", "artifacts/model", "--out", str(score_dir))
+        results[engine]["score"] = steps.run(f"{engine}:score", *score)
         scored = _rows(score_dir / "scores.parquet")
     rows = _rows(tables["duckdb"])
     print(f"feature table: {rows:,} rows (customer x cutoff); scored {scored:,} customers")
@@ -146,19 +175,22 @@ def main() -> None:
     for stage in ("label", "featurize", "score"):
         (dw, dm), (sw, sm) = results["duckdb"][stage], results["spark"][stage]
         print(f"{stage:<10} {dw:>9.1f} {dm:>7.0f}   {sw:>9.1f} {sm:>7.0f}")
-    gap, cells = _max_float_gap(tables["duckdb"], tables["spark"])
+    gap, cells = _max_float_gap(tables["duckdb"], tables["spark"], ["customer_id", "cutoff"])
     print(f"feature tables: largest numeric difference {gap:.2e}, other cells differing {cells}")
+    scores = [root / f"score-{engine}/scores.parquet" for engine in ("duckdb", "spark")]
+    gap, cells = _max_float_gap(*scores, ["customer_id"])
+    print(f"scores: largest numeric difference {gap:.2e}, other cells differing {cells}")
     feat_rate = events / (results["spark"]["featurize"][0] * args.cores)
     score_rate = scored / (results["spark"]["score"][0] * args.cores)
     print(
         f"Spark per core: featurize {feat_rate:,.0f} events/s (whole training spine), "
-        f"score {score_rate:,.0f} customers/s (scoring table on Spark, scoring on the driver)"
+        f"score {score_rate:,.0f} customers/s (scoring table and scoring job on Spark)"
     )
     print(
         f"estimate, linear in cores: 10 B events in an hour needs about "
         f"{TARGET_EVENTS / (feat_rate * HOUR):,.0f} cores for featurize; 50 M customers about "
-        f"{TARGET_CUSTOMERS / (score_rate * HOUR):,.0f} cores for the scoring table (the scoring "
-        "itself runs on the driver until it is a mapInPandas job)"
+        f"{TARGET_CUSTOMERS / (score_rate * HOUR):,.0f} cores for score "
+        "(scoring table, mapInPandas scoring, population columns)"
     )
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Apache Spark as the engine (`engine.name: spark`): the session, and Spark-native Parquet writes.
 
-pyspark is an optional dependency (the `spark` extra, `make spark`); it is imported here only, and
-only when Spark is the engine. The feature code itself is backend-neutral Ibis: on Spark it runs
-through Ibis' PySpark backend unchanged.
+pyspark is an optional dependency (the `spark` extra, `make spark`); it is imported here and in
+`models.spark_scoring` (the scoring job), only when Spark is the engine. The feature code itself is
+backend-neutral Ibis: on Spark it runs through Ibis' PySpark backend unchanged.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,10 @@ def spark_session(cfg: SparkParams) -> SparkSession:
             "JAVA_HOME); install Java 17 (Debian: apt-get install openjdk-17-jre-headless, or "
             "`make spark`)"
         )
+    if cfg.master.startswith("local"):
+        # local Python workers (the lexicon UDF, the scoring job) run this interpreter, not
+        # whichever `python3` is first on PATH (PySpark's default); a cluster sets its own
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
     conf: dict[str, Any] = {
         "spark.driver.memory": cfg.driver_memory,

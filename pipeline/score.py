@@ -57,6 +57,7 @@ from features.base.io import atomic_directory, atomic_path, exclusive_lock, writ
 from features.base.time import as_of_date, day_after, utc_midnight
 from features.build import scoring_spine, to_single_file, write_feature_table
 from features.catalog import FeatureInfo
+from features.spark import spark_session
 from features.tables import (
     Tables,
     connect_engine,
@@ -81,6 +82,7 @@ from models.scoring import (
     unseen_window_counts,
 )
 from models.settings import MonitorParams, ValueParams
+from models.spark_scoring import SparkScores, score_on_spark
 from models.value import VALUE_COLUMNS, priority_list
 from pipeline.config import Params
 
@@ -88,6 +90,8 @@ log = logging.getLogger(__name__)
 
 
 Counts = tuple[dict[str, pd.Series], dict[str, int]]  # per column: rows per value, rows in all
+# engine spark: the scoring table as Spark wrote it (a dataset directory in the work directory)
+SPARK_TABLE = "features-dataset"
 
 
 def unseen_in_tables(tables: Tables, spec: FeatureSpec, as_of: pd.Timestamp, days: int) -> Counts:
@@ -164,8 +168,9 @@ def build_scoring_table(
             check_as_of(as_of, pd.Timestamp(first), pd.Timestamp(last))
         spine = scoring_spine(tables, as_of, params.label)
         log.info("scoring table as of %s", as_of.date())
-        # on Spark the executors write a dataset; the scoring below reads one file in chunks
-        table_out = work / "features-dataset" if spark else features_out
+        # on Spark the executors write a dataset (the scoring job reads it); the published
+        # scoring table is one file, as on DuckDB
+        table_out = work / SPARK_TABLE if spark else features_out
         catalog = write_feature_table(
             con,
             tables,
@@ -284,6 +289,37 @@ def write_scores(parts: list[Path], extra: pd.DataFrame, out: Path, csv: Path | 
             if tmp_csv is not None:
                 pacsv.write_csv(empty, tmp_csv)
     return offset
+
+
+def score_with_spark(
+    params: Params,
+    loaded: LoadedModel,
+    catalog: dict[str, FeatureInfo],
+    work: Path,
+    staged: dict[str, Path],
+) -> SparkScores:
+    """engine spark: score the scoring table Spark wrote (`work/SPARK_TABLE`) as Spark jobs
+    (`models.spark_scoring`), then stage the scores as one Parquet file and the CSV, streamed from
+    Spark's part files, so the published outputs are the DuckDB path's files."""
+    sp = params.score
+    dataset, found = score_on_spark(
+        spark_session(params.engine.spark),
+        work / SPARK_TABLE,
+        loaded,
+        catalog,
+        reasons=sp.reasons,
+        fee_column=params.value.fee_column,
+        risk_tiers=sp.risk_tiers,
+        default_tier=sp.default_tier,
+        value=params.value,
+        work=work,
+    )
+    to_single_file(dataset, staged["scores"])
+    pf = pq.ParquetFile(staged["scores"])
+    with atomic_path(staged["csv"]) as tmp, pacsv.CSVWriter(tmp, pf.schema_arrow) as writer:
+        for batch in pf.iter_batches(batch_size=65_536):
+            writer.write_batch(batch)
+    return found
 
 
 def _typed(table: pa.Table) -> pa.Table:
@@ -417,30 +453,36 @@ def _run_locked(
         )
         unseen = unseen_summary({**level_counts, **counts}, {**rows, **totals})
         check_unseen(unseen, sp.max_unseen_share, f"scoring data as of {as_of.date()}")
-        parts, pop = score_chunks(
-            staged["features"],
-            loaded,
-            catalog,
-            sp.reasons,
-            sp.chunk_rows,
-            params.value.fee_column,
-            work,
-        )
-        extra = population_columns(pop, sp.risk_tiers, sp.default_tier, params.value)
-        n = write_scores(parts, extra, staged["scores"], staged["csv"])
-        has_value = bool(pop["monthly_fee"].notna().any())
+        if params.engine.name == "spark":
+            found = score_with_spark(params, loaded, catalog, work, staged)
+            n, has_value, tiers = found.customers, found.has_value, found.risk_tiers
+            mean_probability = found.mean_churn_probability
+        else:
+            parts, pop = score_chunks(
+                staged["features"],
+                loaded,
+                catalog,
+                sp.reasons,
+                sp.chunk_rows,
+                params.value.fee_column,
+                work,
+            )
+            extra = population_columns(pop, sp.risk_tiers, sp.default_tier, params.value)
+            n = write_scores(parts, extra, staged["scores"], staged["csv"])
+            has_value = bool(pop["monthly_fee"].notna().any())
+            mean_probability = float(pop["churn_probability"].mean()) if n else None
+            tiers = extra["risk_tier"].value_counts().sort_index().to_dict() if n else {}
         if n and not has_value:
             notes.append(no_fee_note(params.value.fee_column))
         listed = write_priority(staged["scores"], staged["priority"], params.value, has_value)
-        probability = pop["churn_probability"]
         summary = {
             "as_of": as_of.isoformat(),
             "customers": n,
             "model_uri": loaded.uri,
             "model_version": loaded.version,
             "run_id": loaded.run_id,
-            "mean_churn_probability": float(probability.mean()) if n else None,
-            "risk_tiers": extra["risk_tier"].value_counts().sort_index().to_dict() if n else {},
+            "mean_churn_probability": mean_probability,
+            "risk_tiers": tiers,
             # per column: values never seen in training (count, rows, share, examples)
             "unseen": unseen,
             "priority_listed": listed,

@@ -1,7 +1,9 @@
 """Engine parity (issue 17): on a small simulated world, Spark (`local[2]`, Ibis' PySpark backend)
 and DuckDB build the same labels and feature tables (every column: floats to 1e-9, the rest exact,
-the same Parquet types), and `churn score` gives the same probabilities and the same three reason
-codes for every customer.
+the same Parquet types), and `churn score` (on Spark: the scoring job of `models.spark_scoring`,
+mapInPandas over the broadcast model and window functions) gives the same probabilities, the same
+three reason codes for every customer, and the same scores file, CSV and priority list: risk
+deciles, tiers, value tiers and priority ranks included, ties and missing fees too.
 
 Needs pyspark (the `spark` extra) and Java 17: `make test` installs both when missing (`make
 spark`); without them the module is skipped, saying which one is missing.
@@ -35,6 +37,7 @@ SECTIONS = (
 )  # fmt: skip
 KEYS = ["customer_id", "cutoff"]
 REASONS = ["reason_1", "reason_2", "reason_3"]
+ENGINES = ("duckdb", "spark")
 
 
 def _sections(path: Path) -> dict:
@@ -79,6 +82,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]
                 "labels": kept / "labels.parquet",
                 "features": kept / "features.parquet",
                 "scores": kept / "score" / "scores.parquet",
+                "scores_csv": kept / "score" / "scores.csv",
+                "priority": kept / "score" / "priority.csv",
                 "score_features": kept / "score" / "features.parquet",
             }
     yield out
@@ -146,3 +151,78 @@ def test_scores_and_reason_codes_are_equal_for_every_customer(runs: dict) -> Non
     np.testing.assert_allclose(spark.churn_probability, duck.churn_probability, rtol=0, atol=1e-9)
     same = (spark[REASONS] == duck[REASONS]) | (spark[REASONS].isna() & duck[REASONS].isna())
     assert same.all(axis=None), spark[REASONS][~same.all(axis=1)].head()
+
+
+def test_scores_file_is_equal_on_every_column(runs: dict) -> None:
+    """The whole scores file: the population columns (decile, tiers, value, priority rank) from
+    Spark's window functions as from pandas, in the same column order and Parquet types."""
+    duck, spark = _read(runs["duckdb"]["scores"]), _read(runs["spark"]["scores"])
+    assert list(spark.columns) == list(duck.columns)
+    assert _mismatches(duck, spark) == {}
+    # text is text: pandas 3 hands pyarrow large_string, Spark string (the same Parquet column)
+    types = [
+        [(f.name, str(f.type).replace("large_string", "string")) for f in schema]
+        for schema in (ds.dataset(runs[e]["scores"], format="parquet").schema for e in ENGINES)
+    ]
+    assert types[1] == types[0]
+    assert duck.risk_decile.nunique() > 1 and duck.value_tier.notna().any()
+
+
+@pytest.mark.parametrize("output", ["scores_csv", "priority"])
+def test_csv_outputs_are_equal(runs: dict, output: str) -> None:
+    duck, spark = (pd.read_csv(runs[e][output]) for e in ENGINES)
+    keys = ["customer_id"]
+    duck, spark = (f.sort_values(keys).reset_index(drop=True) for f in (duck, spark))
+    assert list(spark.columns) == list(duck.columns) and len(duck) > 0
+    assert _mismatches(duck, spark) == {}
+
+
+def _population() -> pd.DataFrame:
+    """Hand-made scores: tied probabilities across deciles, equal fees on a CLV tier edge, a
+    customer without a fee; ids out of order."""
+    p = [0.5, 0.5, 0.5, 0.2, 0.2, 0.1, 0.05, 0.05, 0.3, 0.01, 0.2, 0.5]
+    fee = [20.0, 20.0, 50.0, 20.0, np.nan, 10.0, 20.0, 99.0, 50.0, 20.0, 20.0, 0.0]
+    ids = [f"c{i:02d}" for i in (7, 3, 11, 0, 5, 9, 1, 10, 2, 4, 8, 6)]
+    return pd.DataFrame({"customer_id": ids, "churn_probability": p, "monthly_fee": fee})
+
+
+@pytest.mark.parametrize("fees", ["some", "none"])
+def test_population_columns_on_spark_equal_pandas(runs: dict, fees: str) -> None:
+    """Deciles with ties at their minimum rank, tiers, CLV quantile edges and the priority order
+    (ties by customer_id) from Spark's window functions equal `models.scoring.population_columns`,
+    with fees and without any (priority by probability). Reuses the session of `runs`."""
+    from pyspark.sql import SparkSession
+
+    from models.scoring import population_columns
+    from models.settings import ScoreParams, ValueParams
+    from models.spark_scoring import population_columns_on_spark
+
+    pop = _population()
+    if fees == "none":
+        pop["monthly_fee"] = np.nan
+    score, value = ScoreParams(), ValueParams()
+    expected = population_columns(pop, score.risk_tiers, score.default_tier, value)
+    expected.insert(0, "customer_id", pop["customer_id"])
+    session = SparkSession.getActiveSession()
+    assert session is not None
+    frame = session.createDataFrame(pop, "customer_id string, churn_probability double, "
+                                         "monthly_fee double")  # fmt: skip
+    got, has_value = population_columns_on_spark(
+        frame, len(pop), score.risk_tiers, score.default_tier, value
+    )
+    got = got.toPandas().set_index("customer_id").loc[pop["customer_id"]].reset_index()
+    assert has_value == (fees == "some")
+    assert sorted(got.columns) == sorted(expected.columns)
+    assert _mismatches(_plain(expected), _plain(got[expected.columns])) == {}
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as float64 (NaN for missing), everything else as objects (None for missing)."""
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            out[c] = col.astype(float)
+        else:
+            out[c] = col.astype(object).where(col.notna(), None)
+    return pd.DataFrame(out)
