@@ -78,20 +78,17 @@ def _scored_type(name: str) -> Any:
 
 
 def scored_customers(
-    session: SparkSession,
-    features: Path,
+    table: DataFrame,
     loaded: LoadedModel,
     catalog: Mapping[str, FeatureInfo],
     reasons: int,
     fee_column: str,
 ) -> DataFrame:
-    """`score_frame` over every row of the scoring table `features` (a file or a dataset), as a
-    Spark job: mapInPandas with the model broadcast; the rows' monthly fee (`fee_column`, numeric
-    or null) alongside."""
+    """`score_frame` over every row of the (non-empty) scoring table, as a Spark job: mapInPandas
+    with the model broadcast; the rows' monthly fee (`fee_column`, numeric or null) alongside."""
     from pyspark.sql import types as T
 
-    table = session.read.parquet(str(features))
-    check_signature(table.columns, loaded.model, str(features))
+    session = table.sparkSession
     catalog = dict(catalog)
     # the output columns: what score_frame returns for one row (its layout, not restated here)
     probe = score_frame(table.limit(1).toPandas(), loaded, catalog, reasons)
@@ -199,39 +196,38 @@ def population_columns_on_spark(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    p, fee = F.col("churn_probability"), F.col("monthly_fee")
+    p, given = F.col("churn_probability"), F.col("monthly_fee")
+    known_fee = given.isNotNull() & ~F.isnan(given)
+    fee = F.when(known_fee, given)  # NaN as missing, as pandas has it
+    has_value = customers > 0 and pop.filter(known_fee).limit(1).count() > 0
     rank = F.rank().over(Window.orderBy(p.desc()))  # ties: their minimum rank, as pandas "min"
-    out = pop.select(
-        "customer_id",
-        p,
-        fee,
+    columns = [
+        F.col("customer_id"),
         F.least(F.lit(10), F.ceil(rank * 10 / F.lit(customers))).cast("short").alias("risk_decile"),
         _risk_tier(p, risk_tiers, default_tier).alias("risk_tier"),
-    )
-    known_fee = fee.isNotNull() & ~F.isnan(fee)
-    has_value = customers > 0 and out.filter(known_fee).limit(1).count() > 0
+    ]
+    nothing = F.lit(None).cast("double")
     if has_value:
-        bad = (p.isNull() | F.isnan(p) | (p < 0) | (p > 1)) | (known_fee & (fee < 0))
-        check_scores(out.filter(bad).select("customer_id", p, fee).toPandas())  # raises if any
-        lifetime = _lifetime(out, value)
+        bad = p.isNull() | F.isnan(p) | (p < 0) | (p > 1) | (known_fee & (given < 0))
+        check_scores(pop.filter(bad).toPandas())  # raises, naming an example, if any
+        lifetime = _lifetime(pop, value)
         # the same operations in the same order as models.value (bit-equal given the lifetime)
-        out = out.withColumn("clv", fee * F.lit(value.margin_rate) * F.lit(lifetime))
-        c = F.col("clv")
+        value_of = fee * F.lit(value.margin_rate) * F.lit(lifetime)
         if value.tier_clv_edges is not None:
             edges = np.asarray(value.tier_clv_edges, dtype=float)
         else:
-            finite = out.filter(c.isNotNull() & ~F.isnan(c)).select("clv")
+            finite = pop.select(value_of.alias("clv")).filter(F.col("clv").isNotNull())
             edges = _quantile_edges(finite, "clv", value.tier_quantiles)
-        gain = p * F.lit(value.save_rate) * c - F.lit(value.contact_cost)
-        out = out.select(
-            "*",
-            _value_tier(c, edges, value.tier_names).alias("value_tier"),
-            (p * c).alias("value_at_risk"),
+        gain = F.when(known_fee, p * F.lit(value.save_rate) * value_of - F.lit(value.contact_cost))
+        columns += [
+            fee.alias("monthly_fee"),
+            value_of.alias("clv"),
+            _value_tier(value_of, edges, value.tier_names).alias("value_tier"),
+            (p * value_of).alias("value_at_risk"),
             gain.alias("expected_gain"),
-        )
-        order = [F.col("expected_gain").desc_nulls_last(), F.col("customer_id").asc()]
-        ranked = F.col("expected_gain").isNotNull()
-        missing = out.filter(~known_fee).count()
+        ]
+        order, ranked = [gain.desc_nulls_last(), F.col("customer_id").asc()], gain.isNotNull()
+        missing = customers - pop.filter(known_fee).count()
         if missing:
             log.warning(
                 "%d of %d customers have no monthly_fee: no CLV, tier or priority rank for them",
@@ -247,22 +243,17 @@ def population_columns_on_spark(
     else:
         if customers:
             log.warning("%s", no_fee_note(value.fee_column))
-        nothing = F.lit(None).cast("double")
-        out = out.select(
-            "customer_id",
-            p,
+        columns += [
             nothing.alias("monthly_fee"),
-            "risk_decile",
-            "risk_tier",
             nothing.alias("clv"),
             F.lit(None).cast("string").alias("value_tier"),
             nothing.alias("value_at_risk"),
             nothing.alias("expected_gain"),
-        )
+        ]
         order, ranked = [p.desc(), F.col("customer_id").asc()], F.lit(True)
-    position = F.row_number().over(Window.orderBy(*order))
-    out = out.withColumn("priority_rank", F.when(ranked, position.cast("long")))
-    return out.drop("churn_probability"), has_value
+    position = F.row_number().over(Window.orderBy(*order)).cast("long")
+    columns.append(F.when(ranked, position).alias("priority_rank"))
+    return pop.select(*columns), has_value
 
 
 def _warn_tiers_not_selective(
@@ -313,17 +304,19 @@ def score_on_spark(
     from pyspark.sql import functions as F
 
     scored_dir, out = work / "scored", work / "scores-dataset"
-    scored = scored_customers(session, features, loaded, catalog, reasons, fee_column)
+    table = session.read.parquet(str(features))
+    check_signature(table.columns, loaded.model, str(features))
+    if table.isEmpty():  # nobody to score: the file holds customer_id only, as on DuckDB
+        empty = session.createDataFrame([], "customer_id string")
+        empty.coalesce(1).write.mode("overwrite").parquet(str(out))
+        return out, SparkScores(0, None, {}, False)
+    scored = scored_customers(table, loaded, catalog, reasons, fee_column)
     scored.write.mode("overwrite").parquet(str(scored_dir))
     scored = session.read.parquet(str(scored_dir))
     pop = scored.select("customer_id", "churn_probability", "monthly_fee")
     stats = pop.agg(F.count("*").alias("n"), F.avg("churn_probability").alias("mean")).first()
     assert stats is not None
     customers = int(stats["n"])
-    if customers == 0:  # nobody scored: the file holds customer_id only, as on DuckDB
-        empty = session.createDataFrame([], "customer_id string")
-        empty.coalesce(1).write.mode("overwrite").parquet(str(out))
-        return out, SparkScores(0, None, {}, False)
     extra, has_value = population_columns_on_spark(pop, customers, risk_tiers, default_tier, value)
     joined = scored.drop("monthly_fee").join(extra, "customer_id")
     rest = [c for c in scored.columns if c not in LEADING]
