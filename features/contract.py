@@ -339,6 +339,14 @@ def reason_case_sql(rules: list[RowRule]) -> str:
     return f"CASE\n    {whens}\n    ELSE NULL END"
 
 
+def bad_row_sql(rules: list[RowRule]) -> str:
+    """A predicate true exactly when `reason_case_sql(rules)` is not NULL (some rule matches); for
+    a scan that needs only whether a row is bad, it is cheaper than the CASE."""
+    if not rules:
+        return "FALSE"
+    return " OR ".join(f"COALESCE({r.predicate}, FALSE)" for r in rules)
+
+
 # --- pandera (Ibis backend) schemas derived from the contract -------------------------------
 
 PARSED_SUFFIX = "__parsed"

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from features.base.errors import BadInputError
 from features.base.io import atomic_directory, write_json
@@ -51,6 +52,7 @@ from features.contract import (
     PARSED_SUFFIX,
     TABLE_ORDER,
     TableContract,
+    bad_row_sql,
     fatal_checks_sql,
     literal,
     parse_sql,
@@ -78,13 +80,24 @@ READERS = {
     "json": "read_json({path}, format='newline_delimited'{opts})",
 }
 EXAMPLE_LEN = 80
-# Exact duplicates: up to this many rows, the repeated 64-bit row hashes come from one DuckDB
-# aggregate; above, from a bitmap of hash prefixes (features/duplicates.py), whose memory is fixed
-# (at most 512 MiB) where the aggregate's grows with the rows and would spill.
-EXACT_DEDUP_MAX_ROWS = 2_000_000
-BITMAP_BITS_PER_ROW = 64  # bitmap bits per row: fewer chance collisions, fewer candidates
-BITMAP_MAX_BITS = 2**32  # the bitmap's cap (512 MiB)
+# Exact duplicates: each row gets a key, the top KEY_BITS bits of a hash of the whole row; the keys
+# that occur more than once are found by sorting them in memory (numpy, 4 bytes a row: 400 MB at
+# 100 M rows), and only rows whose key repeats are compared whole. About n**2 / 2**(KEY_BITS + 1)
+# keys repeat by chance (1.2 M at 100 M rows), which costs a larger candidate set, never a wrong
+# answer.
+KEY_BITS = 32
+# Up to this many rows the keys come from DuckDB in one fetch (n * 5 bytes, twice); above, in Arrow
+# batches of KEY_BATCH_ROWS, so that memory stays at the 4 bytes a row of the sorted keys.
+FETCH_ALL_MAX_ROWS = 16_000_000
 KEY_BATCH_ROWS = 1_000_000
+# Parquet as written: zstd level 1 costs about a third less CPU than the default level 3, for files
+# about 30 % larger; a dictionary only for columns of up to 1,000 distinct values per row group, so
+# that a high-cardinality column (customer_id) is not first built into a dictionary and then
+# abandoned (~10 % of the write). Format version 1 on purpose: version 2 writes doubles as
+# BYTE_STREAM_SPLIT, which Spark 4.0's vectorized reader cannot read (engine: spark reads these).
+PARQUET_OPTIONS = (
+    "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, DICTIONARY_SIZE_LIMIT 1000"
+)
 
 
 class IngestError(BadInputError):
@@ -273,6 +286,7 @@ def _duckdb(params: IngestParams) -> Iterator[duckdb.DuckDBPyConnection]:
         con.execute(f"SET memory_limit = {literal(params.memory_limit)}")
         con.execute(f"SET temp_directory = {literal(str(work / 'spill'))}")
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")
         if params.threads:
             con.execute(f"SET threads = {int(params.threads)}")
         yield con
@@ -571,7 +585,7 @@ def _process(
     if is_customers:
         read, kept_sql = _customer_reasons(con, source, contract, parsed_cols, reason, raw_sel)
     else:
-        read, kept_sql = _row_reasons(con, source, parsed_cols, reason, raw_sel)
+        read, kept_sql = _row_reasons(con, source, parsed_cols, reason, bad_row_sql(rules), raw_sel)
     quarantined = quote(f"quarantined_{name}")
     n_bad = _copy(con, f"SELECT * FROM {quarantined}", bad)
     counts = con.execute(f"SELECT reason, count(*) FROM {quarantined} GROUP BY 1").fetchall()
@@ -592,9 +606,7 @@ def _process(
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
     """Write `query` to Parquet at `path`; the number of rows written."""
-    row = con.execute(
-        f"COPY ({query}) TO {literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
-    ).fetchone()
+    row = con.execute(f"COPY ({query}) TO {literal(str(path))} ({PARQUET_OPTIONS})").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -641,6 +653,7 @@ def _row_reasons(
     source: Source,
     parsed_cols: str,
     reason: str,
+    bad: str,
     raw_sel: str,
 ) -> tuple[int, str]:
     """Tables that refer to customers (any size): reasons without materialising the table.
@@ -656,58 +669,25 @@ def _row_reasons(
     view = quote(source.view)
     read = int(con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0])
     hashed = "hash(" + ", ".join(quote(c) for c in source.types) + ")"
+    key = f"CAST({hashed} >> {64 - KEY_BITS} AS UINTEGER)"
     dup = quote(f"flagged_keys_{name}")
-    if read <= EXACT_DEDUP_MAX_ROWS:  # the whole 64-bit hash, in one aggregate
-        key = hashed
-    else:  # a hash prefix, for a bitmap of fixed size (features/duplicates.py)
-        from features.duplicates import MAX_KEY_BITS
 
-        cap = min(BITMAP_MAX_BITS.bit_length() - 1, MAX_KEY_BITS)
-        bits = max(min((read * BITMAP_BITS_PER_ROW).bit_length(), cap), 6)
-        key = f"({hashed} >> {64 - bits})"
-
-    def checked(rows: str) -> str:
-        """`rows` (raw columns) with parsed columns, customer facts and the first reason."""
+    def checked(rows: str, select: str = f"j.*, {reason} AS __reason0") -> str:
+        """`rows` (raw columns) with parsed columns and customer facts: `select` from them (by
+        default all of them and the first reason)."""
         return f"""
             WITH p AS (SELECT *, {parsed_cols} FROM {rows}),
             j AS (
                 SELECT p.*, k.customer_id IS NOT NULL AS __known, k.signup_date AS __signup
                 FROM p LEFT JOIN kept_customers k ON p.__p_customer_id = k.customer_id
             )
-            SELECT j.*, {reason} AS __reason0 FROM j"""
+            SELECT {select} FROM j"""
 
-    if read <= EXACT_DEDUP_MAX_ROWS:
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {dup} AS
-            SELECT {key} AS __dup_key FROM ({checked(view)}) GROUP BY 1
-            HAVING count(*) > 1 OR bool_or(__reason0 IS NOT NULL)
-        """)
-    else:
-        from features.duplicates import repeated_keys
-
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {dup} (__dup_key UBIGINT)")
-        bad_keys = []
-
-        def batches() -> Iterator[Any]:
-            query = f"SELECT {key} AS k, __reason0 IS NOT NULL AS bad FROM ({checked(view)})"
-            for batch in con.sql(query).to_arrow_reader(KEY_BATCH_ROWS):
-                keys = batch.column(0).to_numpy()
-                bad = batch.column(1).to_numpy(zero_copy_only=False)
-                if bad.any():
-                    bad_keys.append(keys[bad])
-                yield keys
-
-        import numpy as np
-        import pyarrow as pa
-
-        keys = repeated_keys(batches(), bits)
-        if bad_keys:
-            keys = np.union1d(keys, np.concatenate(bad_keys))
-        log.info("%s: %d keys (of %d bits) repeat or belong to a bad row", name, len(keys), bits)
-        if len(keys):
-            con.register("__flagged_keys_arrow", pa.table({"__dup_key": keys.astype(np.uint64)}))
-            con.execute(f"INSERT INTO {dup} SELECT __dup_key FROM __flagged_keys_arrow")
-            con.unregister("__flagged_keys_arrow")
+    keys = _flagged_keys(con, checked(view, f"{key} AS k, {bad} AS bad"), read)
+    log.info("%s: %d row keys repeat or belong to a bad row", name, len(keys))
+    con.register("__flagged_keys", {"__dup_key": keys})
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {dup} AS SELECT __dup_key FROM __flagged_keys")
+    con.unregister("__flagged_keys")
     # the flagged rows: every copy of a bad row keeps its reason; of a good row repeated exactly,
     # the first copy is kept and the others are duplicate_row
     flagged = quote(f"flagged_{name}")
@@ -731,6 +711,36 @@ def _row_reasons(
         f"UNION ALL SELECT {{select}} FROM {flagged} WHERE __reason IS NULL"
     )
     return read, kept
+
+
+def _flagged_keys(con: duckdb.DuckDBPyConnection, query: str, read: int) -> np.ndarray:
+    """The distinct keys (numpy uint32, sorted) that occur more than once in `query`'s column `k`
+    or belong to a row whose column `bad` is true; `query` yields `read` rows."""
+    if read <= FETCH_ALL_MAX_ROWS:
+        columns = con.execute(query).fetchnumpy()
+        keys = np.asarray(columns["k"], dtype=np.uint32)
+        bad_keys = keys[np.asarray(columns["bad"], dtype=bool)]
+        del columns
+    else:
+        keys = np.empty(read, dtype=np.uint32)
+        bad_parts, n = [], 0
+        for batch in con.sql(query).to_arrow_reader(KEY_BATCH_ROWS):
+            k = batch.column(0).to_numpy()
+            bad = batch.column(1).to_numpy(zero_copy_only=False)
+            keys[n : n + len(k)] = k
+            n += len(k)
+            if bad.any():
+                bad_parts.append(k[bad])
+        if n != read:  # pragma: no cover - a bug, not bad input
+            raise RuntimeError(f"counted {read} rows but the key scan saw {n}")
+        bad_keys = np.concatenate(bad_parts) if bad_parts else keys[:0]
+    return np.union1d(repeated_keys(keys), bad_keys)
+
+
+def repeated_keys(keys: np.ndarray) -> np.ndarray:
+    """The distinct values that occur more than once in the numpy array `keys` (sorted in place)."""
+    keys.sort()
+    return np.unique(keys[1:][keys[1:] == keys[:-1]])
 
 
 def _extra(col: str, raw_type: str) -> str:

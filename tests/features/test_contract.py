@@ -7,11 +7,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.contract import CONTRACTS, parse_sql, quote, reason_case_sql, row_rules
+from features.contract import (
+    CONTRACTS,
+    bad_row_sql,
+    parse_sql,
+    quote,
+    reason_case_sql,
+    row_rules,
+)
 
 
 def reason_of(table: str, row: dict[str, str | None], known: bool = True) -> str | None:
-    """The quarantine reason DuckDB gives one all-text row of `table`."""
+    """The quarantine reason DuckDB gives one all-text row of `table` (and checks that the
+    bad-row predicate agrees: true exactly when there is a reason)."""
     contract = CONTRACTS[table]
     present = set(row)
     exprs = {
@@ -29,8 +37,11 @@ def reason_of(table: str, row: dict[str, str | None], known: bool = True) -> str
     cols = ", ".join(f"CAST(? AS VARCHAR) AS {quote(k)}" for k in row)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    sql = f"SELECT {reason_case_sql(rules)} FROM (SELECT {cols}, ? AS __known)"
-    return con.execute(sql, [*row.values(), known]).fetchone()[0]
+    checks = f"{reason_case_sql(rules)}, {bad_row_sql(rules)}"
+    sql = f"SELECT {checks} FROM (SELECT {cols}, ? AS __known)"
+    reason, bad = con.execute(sql, [*row.values(), known]).fetchone()
+    assert bad is (reason is not None)
+    return reason
 
 
 EVENT = {"customer_id": "c1", "ts": "2024-05-01", "event_type": "login", "value": "1"}

@@ -1,4 +1,5 @@
-"""The bitmap of hash prefixes that finds exact-duplicate candidates (features/duplicates.py)."""
+"""Finding exact-duplicate candidates: the sorted row keys of ingest (features/validation.py) and
+the bitmap of hash prefixes (features/duplicates.py, which ingest no longer uses)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features import validation
 from features.duplicates import repeated_keys
 
 
@@ -29,3 +31,13 @@ def test_repeated_keys_are_the_keys_seen_more_than_once(bits, batches):
 def test_key_bits_outside_the_bitmap_range_are_an_error():
     with pytest.raises(ValueError, match="key_bits"):
         repeated_keys([], 33)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**32 - 1) | st.integers(0, 20), max_size=200))
+def test_ingest_repeated_keys_are_the_keys_seen_more_than_once(values):
+    """Exactly the values occurring twice or more, sorted, whatever their order."""
+    keys = np.array(values, dtype=np.uint32)
+    found, counts = np.unique(keys, return_counts=True)
+    assert validation.repeated_keys(keys.copy()).tolist() == found[counts > 1].tolist()
+    assert validation.repeated_keys(keys[::-1].copy()).tolist() == found[counts > 1].tolist()

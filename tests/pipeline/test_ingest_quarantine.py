@@ -2,8 +2,8 @@
 
 Pins which rows are kept and which are quarantined with which reason (the behaviour of the
 GROUP BY ALL implementation this replaced, checked against it before the switch), for both ways
-of finding exact duplicates: the exact hash aggregate (small tables) and the bitmap prefilter
-(large tables), which must agree row for row.
+the row keys of exact duplicates are fetched (one fetch for small tables, Arrow batches for large
+ones) and for keys so short that nearly every row collides: all must agree row for row.
 """
 
 from __future__ import annotations
@@ -141,11 +141,13 @@ def expected(name: str) -> tuple[Counter, Counter]:
     return kept, bad
 
 
-@pytest.mark.parametrize("dedup", ["exact", "bitmap"])
+@pytest.mark.parametrize("dedup", ["one fetch", "batches", "collisions"])
 def test_every_kind_of_bad_row_gets_its_reason(tmp_path, monkeypatch, dedup):
-    if dedup == "bitmap":  # the large-table path on a tiny table: same rows, same reasons
-        monkeypatch.setattr(validation, "EXACT_DEDUP_MAX_ROWS", 0)
-        monkeypatch.setattr(validation, "BITMAP_MAX_BITS", 64)  # many chance collisions
+    if dedup == "batches":  # the large-table path on a tiny table: same rows, same reasons
+        monkeypatch.setattr(validation, "FETCH_ALL_MAX_ROWS", 0)
+        monkeypatch.setattr(validation, "KEY_BATCH_ROWS", 3)
+    if dedup == "collisions":  # 2-bit row keys: nearly every row is a candidate, compared whole
+        monkeypatch.setattr(validation, "KEY_BITS", 2)
     params = IngestParams(tables=write_sources(tmp_path), max_quarantine_fraction=1.0, now=NOW)
     report = validate_sources(params, tmp_path / "out", tmp_path / "bad", tmp_path / "r.json")
     for name, (_, rows) in TABLES.items():
