@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,10 +74,12 @@ def _project(root: Path, customers: int, cores: int) -> None:
         (root / name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
-def _engine(root: Path, name: str) -> None:
+def _engine(root: Path, name: str, driver_memory: str | None) -> None:
     path = root / "settings.yaml"
     settings = yaml.safe_load(path.read_text(encoding="utf-8"))
     settings["engine"]["name"] = name
+    if driver_memory:
+        settings["engine"]["spark"]["driver_memory"] = driver_memory
     path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
 
 
@@ -92,16 +95,23 @@ class Steps:
             del self.done[key]
         self.root = root
 
-    def run(self, key: str, *args: str) -> tuple[float, float]:
+    def run(self, key: str, *args: str) -> Step:
         if key not in self.done:
             self.done[key] = list(_run(self.root, *args))
             self.path.write_text(json.dumps(self.done, indent=1))
-        wall, mb = self.done[key]
-        return wall, mb
+        wall, mb, *ok = self.done[key]
+        return Step(wall, mb, bool(ok[0]) if ok else True)
 
 
-def _run(root: Path, *args: str) -> tuple[float, float]:
-    """Run `churn ARGS` in `root`; its wall seconds and the peak RSS (MB) of its process tree."""
+class Step(NamedTuple):
+    seconds: float
+    peak_mb: float
+    ok: bool  # False: the command failed (after `seconds`); its error is in bench.log
+
+
+def _run(root: Path, *args: str) -> Step:
+    """Run `churn ARGS` in `root`; its wall seconds, the peak RSS (MB) of its process tree, and
+    whether it succeeded."""
     started = time.perf_counter()
     log = (root / "bench.log").open("a")
     proc = subprocess.Popen([CHURN, *args], cwd=root, stdout=log, stderr=subprocess.STDOUT)
@@ -115,8 +125,8 @@ def _run(root: Path, *args: str) -> tuple[float, float]:
             pass
         time.sleep(0.1)
     if proc.returncode != 0:
-        raise SystemExit(f"churn {' '.join(args)} failed ({proc.returncode}); see {log.name}")
-    return time.perf_counter() - started, peak / 2**20
+        print(f"churn {' '.join(args)} failed ({proc.returncode}); see {root / log.name}")
+    return Step(time.perf_counter() - started, peak / 2**20, proc.returncode == 0)
 
 
 def _rows(path: Path) -> int:
@@ -145,6 +155,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2, help="Spark local[N] and DuckDB threads")
     parser.add_argument("--keep", type=Path, help="keep the project in this directory")
     parser.add_argument("--redo", action="append", default=[], help="measure this stage again")
+    parser.add_argument("--driver-memory", help="engine.spark.driver_memory (default: 6g)")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-spark-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -155,43 +166,59 @@ def main() -> None:
         steps.run(stage, stage)
     events = pq.ParquetFile(root / "data/interim/events.parquet").metadata.num_rows
     print(f"{args.customers:,} customers, {events:,} events; {args.cores} cores per engine")
-    results: dict[str, dict[str, tuple[float, float]]] = {}
+    results: dict[str, dict[str, Step]] = {}
     tables: dict[str, Path] = {}
+    scored: dict[str, int] = {}
     for engine in ("duckdb", "spark"):
-        _engine(root, engine)
+        _engine(root, engine, args.driver_memory)
         results[engine] = {s: steps.run(f"{engine}:{s}", s) for s in ("label", "featurize")}
         if engine == "duckdb":
             steps.run("duckdb:train", "train")
         tables[engine] = root / f"features-{engine}.parquet"
-        if not tables[engine].exists():
-            shutil.move(root / "data/processed/features.parquet", tables[engine])
+        made = root / "data/processed/features.parquet"
+        if results[engine]["featurize"].ok and made.exists():
+            shutil.rmtree(tables[engine], ignore_errors=True)
+            shutil.move(made, tables[engine])
         score_dir = root / f"score-{engine}"
         score = ("score", "--model", "artifacts/model", "--out", str(score_dir))
         results[engine]["score"] = steps.run(f"{engine}:score", *score)
-        scored = _rows(score_dir / "scores.parquet")
+        if results[engine]["score"].ok:
+            scored[engine] = _rows(score_dir / "scores.parquet")
     rows = _rows(tables["duckdb"])
-    print(f"feature table: {rows:,} rows (customer x cutoff); scored {scored:,} customers")
+    print(
+        f"feature table: {rows:,} rows (customer x cutoff); scored {scored['duckdb']:,} customers"
+    )
     print(f"{'stage':<10} {'DuckDB s':>9} {'MB':>7}   {'Spark s':>9} {'MB':>7}")
     for stage in ("label", "featurize", "score"):
-        (dw, dm), (sw, sm) = results["duckdb"][stage], results["spark"][stage]
-        print(f"{stage:<10} {dw:>9.1f} {dm:>7.0f}   {sw:>9.1f} {sm:>7.0f}")
-    gap, cells = _max_float_gap(tables["duckdb"], tables["spark"], ["customer_id", "cutoff"])
-    print(f"feature tables: largest numeric difference {gap:.2e}, other cells differing {cells}")
-    scores = [root / f"score-{engine}/scores.parquet" for engine in ("duckdb", "spark")]
-    gap, cells = _max_float_gap(*scores, ["customer_id"])
-    print(f"scores: largest numeric difference {gap:.2e}, other cells differing {cells}")
-    feat_rate = events / (results["spark"]["featurize"][0] * args.cores)
-    score_rate = scored / (results["spark"]["score"][0] * args.cores)
-    print(
-        f"Spark per core: featurize {feat_rate:,.0f} events/s (whole training spine), "
-        f"score {score_rate:,.0f} customers/s (scoring table and scoring job on Spark)"
-    )
-    print(
-        f"estimate, linear in cores: 10 B events in an hour needs about "
-        f"{TARGET_EVENTS / (feat_rate * HOUR):,.0f} cores for featurize; 50 M customers about "
-        f"{TARGET_CUSTOMERS / (score_rate * HOUR):,.0f} cores for score "
-        "(scoring table, mapInPandas scoring, population columns)"
-    )
+        cells = [
+            f"{r.seconds:>9.1f} {r.peak_mb:>7.0f}" if r.ok else f"{'failed':>9} {r.peak_mb:>7.0f}"
+            for r in (results["duckdb"][stage], results["spark"][stage])
+        ]
+        print(f"{stage:<10} {cells[0]}   {cells[1]}")
+    if all(results[e]["featurize"].ok for e in results):
+        gap, cells = _max_float_gap(tables["duckdb"], tables["spark"], ["customer_id", "cutoff"])
+        print(
+            f"feature tables: largest numeric difference {gap:.2e}, other cells differing {cells}"
+        )
+    if "spark" in scored:
+        scores = [root / f"score-{engine}/scores.parquet" for engine in ("duckdb", "spark")]
+        gap, cells = _max_float_gap(*scores, ["customer_id"])
+        print(f"scores: largest numeric difference {gap:.2e}, other cells differing {cells}")
+    spark = results["spark"]
+    if spark["featurize"].ok:
+        feat_rate = events / (spark["featurize"].seconds * args.cores)
+        print(
+            f"Spark per core: featurize {feat_rate:,.0f} events/s (whole training spine); "
+            f"linear in cores, 10 B events in an hour need about "
+            f"{TARGET_EVENTS / (feat_rate * HOUR):,.0f} cores"
+        )
+    if spark["score"].ok:
+        score_rate = scored["spark"] / (spark["score"].seconds * args.cores)
+        print(
+            f"Spark per core: score {score_rate:,.0f} customers/s (scoring table, mapInPandas "
+            f"scoring, population columns); linear in cores, 50 M customers in an hour need "
+            f"about {TARGET_CUSTOMERS / (score_rate * HOUR):,.0f} cores"
+        )
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
 
