@@ -45,6 +45,7 @@ EVENTS = [  # customer_id, ts, event_type, value, device | reason
     (("c1", "2024-05-01 10:00:00", "login", None, "ios"), "duplicate_row"),
     (("c1", "2024-05-01 10:00:00", "login", None, "web"), None),  # differs in an extra column
     (("c1", "2024-05-01 10:00:00", "purchase", "12.5", "ios"), None),
+    ((" c1 ", "2024-05-03", "login", None, None), None),  # kept, its id trimmed
     (("c2", "2024-05-02T10:00:00+02:00", "login", None, None), None),
     ((None, "2024-05-01", "login", None, None), "null_customer_id"),
     ((" ", "2031-01-01", "login", None, None), "null_customer_id"),  # first reason wins
@@ -159,6 +160,13 @@ def test_every_kind_of_bad_row_gets_its_reason(tmp_path, monkeypatch, dedup):
         t = report["tables"][name]
         assert t["read"] == len(rows) == t["kept"] + t["quarantined"], name
         assert t["quarantined_by_reason"] == dict(Counter(r for _, r in bad_pairs.elements()))
+        # kept values are normalised, whether or not the table had a value to normalise
+        assert all(v == v.strip() for v in kept["customer_id"]), name
+    assert set(pq.read_table(tmp_path / "out" / "responses.parquet")["metric"].to_pylist()) == {
+        "csat",
+        "nps",
+        "ces",
+    }
 
 
 def test_quarantined_rows_are_the_source_rows_as_read(tmp_path):
