@@ -35,6 +35,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,21 @@ class Snapshot:
     scores_as_of: pd.Timestamp | None = None
     # Customers who had left before as_of (no alerts for them); None = nobody is known to have.
     departed: frozenset[str] | None = None
+
+    @cached_property
+    def customer_sources(self) -> tuple[pd.Index, list[pd.DataFrame]]:
+        """The customers (ids of `customers`) and the customer-level sources in precedence order
+        (scores, features, the customer's own columns), each one row per customer indexed by
+        customer_id. Built once per snapshot; every rule reads its fields through it."""
+        ids = pd.Index(self.customers["customer_id"].drop_duplicates(), name="customer_id")
+        frames = [self.customers]
+        if self.features is not None:
+            hidden = [c for c in HIDDEN_FEATURE_COLUMNS if c != "customer_id"]
+            frames.insert(0, self.features.drop(columns=hidden, errors="ignore"))
+        if self.scores is not None:
+            frames.insert(0, self.scores.drop(columns=["as_of"], errors="ignore"))
+        by_customer = [f.drop_duplicates("customer_id").set_index("customer_id") for f in frames]
+        return ids, by_customer
 
 
 # ---------------------------------------------------------------- fields
@@ -193,29 +209,18 @@ def tickets_known_at(tickets: pd.DataFrame, at: pd.Series | pd.Timestamp) -> pd.
 
 
 def _customer_columns(snapshot: Snapshot, names: Iterable[str]) -> pd.DataFrame:
-    """One row per customer with the requested customer-level columns (scores > features > own)."""
-    names = list(dict.fromkeys(names))
-    out = snapshot.customers[["customer_id"]].drop_duplicates("customer_id")
-    frames = [snapshot.customers]
-    if snapshot.features is not None:
-        frames.insert(
-            0,
-            snapshot.features.drop(
-                columns=[c for c in HIDDEN_FEATURE_COLUMNS if c != "customer_id"], errors="ignore"
-            ),
-        )
-    if snapshot.scores is not None:
-        frames.insert(0, snapshot.scores.drop(columns=["as_of"], errors="ignore"))
+    """One row per customer with the requested customer-level columns (scores > features > own);
+    a name no source has is a column of missing values."""
+    ids, sources = snapshot.customer_sources
+    names = [n for n in dict.fromkeys(names) if n != "customer_id"]
+    parts = [pd.DataFrame({"customer_id": ids.to_numpy()})]
     placed: set[str] = set()
-    for frame in frames:
-        take = [c for c in names if c in frame.columns and c not in placed and c != "customer_id"]
+    for source in sources:
+        take = [c for c in names if c in source.columns and c not in placed]
         if take:
-            out = out.merge(
-                frame[["customer_id", *take]].drop_duplicates("customer_id"),
-                on="customer_id",
-                how="left",
-            )
+            parts.append(source[take].reindex(ids).reset_index(drop=True))
             placed.update(take)
+    out = pd.concat(parts, axis=1)
     for name in names:
         if name not in out.columns:
             out[name] = pd.Series(pd.NA, index=out.index, dtype="object")
