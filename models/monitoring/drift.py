@@ -144,7 +144,7 @@ def column_drift(
         labels, ref_share, cur_share = categorical_bins(reference, current)
     else:
         labels, ref_share, cur_share = numeric_bins(reference, current, bins)
-    ref_levels = set(reference.dropna().astype(str)) if categorical else set()
+    ref_levels = set(reference.dropna().astype(str).unique()) if categorical else set()
     cur_counts = current.dropna().astype(str).value_counts() if categorical else pd.Series()
     new = cur_counts[~cur_counts.index.isin(list(ref_levels))] if categorical else cur_counts
     gone = sorted(ref_levels - set(cur_counts.index)) if categorical else []
