@@ -145,8 +145,12 @@ def monthly_fee_features(
 
 def days_to_next_renewal(customers: ibis.Table, spine: ibis.Table) -> FeatureSet:
     """Days from the cutoff day to the next monthly renewal (signup day of month, clamped to
-    month end)."""
-    c = customers.select("customer_id", renew_dom=customers.signup_date.day())
+    month end) and to the next yearly anniversary of signup (when annual contracts renew and
+    price questions come up; 29 February renews on 28 February in other years)."""
+    sd = customers.signup_date
+    c = customers.select(
+        "customer_id", renew_dom=sd.day(), renew_month=sd.month(), renew_day=sd.day()
+    )
     sp = spine.select(*KEYS).view()
     j = sp.join(c, "customer_id")
     cut = j.cutoff.date()
@@ -158,18 +162,39 @@ def days_to_next_renewal(customers: ibis.Table, spine: ibis.Table) -> FeatureSet
         days_in_month = (following - ibis.interval(days=1)).day()
         return month_start + (ibis.least(j.renew_dom, days_in_month) - 1).as_interval("D")
 
+    def anniversary_in(year: ibis.IntegerValue) -> ibis.DateValue:
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        day = ibis.ifelse((j.renew_month == 2) & (j.renew_day == 29) & ~leap, 28, j.renew_day)
+        return ibis.date(year, j.renew_month, day)
+
+    def days_to(day: ibis.DateValue) -> ibis.IntegerValue:
+        return (day.epoch_seconds() // 86_400 - cut.epoch_seconds() // 86_400).cast("int64")
+
     this_renewal = renewal_in(this_month, next_month)
     next_renewal = ibis.ifelse(
         this_renewal >= cut, this_renewal, renewal_in(next_month, after_next)
     )
-    days = next_renewal.epoch_seconds() // 86_400 - cut.epoch_seconds() // 86_400
-    values = j.select(*KEYS, days_to_next_renewal=days.cast("int64"))
-    info = FeatureInfo(
-        "days_to_next_renewal",
-        "contract",
-        "days from the cutoff day to the next monthly renewal (0 = renews on the cutoff day)",
+    this_year = anniversary_in(cut.year())
+    next_anniversary = ibis.ifelse(this_year >= cut, this_year, anniversary_in(cut.year() + 1))
+    values = j.select(
+        *KEYS,
+        days_to_next_renewal=days_to(next_renewal),
+        days_to_next_anniversary=days_to(next_anniversary),
     )
-    return FeatureSet(attach(spine, values), (info,))
+    infos = (
+        FeatureInfo(
+            "days_to_next_renewal",
+            "contract",
+            "days from the cutoff day to the next monthly renewal (0 = renews on the cutoff day)",
+        ),
+        FeatureInfo(
+            "days_to_next_anniversary",
+            "contract",
+            "days from the cutoff day to the next yearly anniversary of signup, when annual "
+            "contracts renew (0 = on the cutoff day)",
+        ),
+    )
+    return FeatureSet(attach(spine, values), infos)
 
 
 def economic_features(

@@ -300,6 +300,7 @@ LATENT_DRIVERS: tuple[LatentDriver, ...] = (
             "days_since_last_discount_request",
             "text_price_*",
             "days_to_next_renewal",
+            "days_to_next_anniversary",
         ),
     ),
     LatentDriver(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import ibis
 import pandas.testing as pdt
 import pytest
 
 from features.base.params import ParamsError, from_dict
 from features.build import build_features, scoring_spine, training_spine, write_feature_table
 from features.catalog import GROUPS
-from features.families.economic import economic_features
+from features.families.economic import days_to_next_renewal, economic_features
 from features.families.engagement import engagement_features
 from features.families.experience import experience_features
 from features.families.profile import profile_features
@@ -19,7 +20,7 @@ from features.families.service import service_features
 from features.labels import build_labels
 from features.settings import FeaturizeParams, LabelParams
 
-from conftest import execute, hand_data, spine_of, to_tables
+from conftest import execute, hand_data, spine_of, table, to_tables
 
 CFG = FeaturizeParams(max_categories=4)
 SPINE = [("c1", "2024-07-01"), ("c2", "2024-07-01"), ("c3", "2024-07-01")]
@@ -113,6 +114,7 @@ def test_economic_by_hand(con, tables):
                 "monthly_fee_change_90d": 2.0,
                 "monthly_fee_change_pct_90d": 0.2,
                 "days_to_next_renewal": 14,  # signed up on the 15th
+                "days_to_next_anniversary": 198,  # 2024-01-15 -> 2025-01-15
                 "purchases_7d": 0,
                 "purchases_30d": 1,
                 "purchase_amount_30d": 50.0,
@@ -131,6 +133,7 @@ def test_economic_by_hand(con, tables):
                 "current_monthly_fee": 25.0,
                 "monthly_fee_change_90d": 0.0,
                 "days_to_next_renewal": 0,  # signed up on the 1st: renews on the cutoff day
+                "days_to_next_anniversary": 243,  # 2024-03-01 -> 2025-03-01
                 "payment_failures_7d": 2,
                 "days_since_last_payment_failure": 1,
             },
@@ -138,6 +141,7 @@ def test_economic_by_hand(con, tables):
                 "current_monthly_fee": 10.0,
                 "monthly_fee_change_pct_90d": 0.0,
                 "days_to_next_renewal": 30,  # signed up on the 31st: 07-31
+                "days_to_next_anniversary": 334,  # 2024-05-31 -> 2025-05-31
                 "purchases_180d": 0,
                 "days_since_last_purchase": NAN,
             },
@@ -149,6 +153,21 @@ def test_renewal_clamps_to_month_end(con, tables):
     # c3 signed up on 05-31; June has 30 days, so the June renewal is on 06-30: 29 days from 06-01
     got = rows(con, economic_features(tables, spine_of([("c3", "2024-06-01")]), CFG))
     assert got["c3"]["days_to_next_renewal"] == 29
+
+
+@pytest.mark.parametrize(
+    ("signup", "cutoff", "days"),
+    [
+        ("2023-07-01 08:00", "2024-07-01", 0),  # the anniversary is the cutoff day
+        ("2023-06-30 23:00", "2024-07-01", 364),  # a day past: next year's (2025-06-30)
+        ("2020-02-29 10:00", "2025-02-01", 27),  # no 29 February in 2025: renews on the 28th
+        ("2020-02-29 10:00", "2028-02-01", 28),  # 2028 is a leap year: on the 29th
+    ],
+)
+def test_anniversary_is_yearly_and_leap_aware(con, signup, cutoff, days):
+    customers = table({"customer_id": ["a"], "signup_date": [signup], "plan": ["basic"]})
+    got = rows(con, days_to_next_renewal(ibis.memtable(customers), spine_of([("a", cutoff)])))
+    assert got["a"]["days_to_next_anniversary"] == days
 
 
 def test_experience_by_hand(con, tables):
