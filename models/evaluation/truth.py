@@ -90,7 +90,13 @@ def truth_check(
         },
     }
     scores = {name: j[col].to_numpy() for name, col in PREDICTIONS.items()}
-    out["ci95"] = paired_bootstrap(y, true_p, scores, bootstrap, seed)
+    # clustered by customer: with several test cutoffs a customer's rows are not independent
+    customers = j["customer_id"].to_numpy()
+    out["ci95"] = paired_bootstrap(y, true_p, scores, bootstrap, seed, groups=customers)
+    out["test_cutoffs"] = int(j["cutoff"].nunique())
+    out["bootstrap"] = (
+        "paired, customers resampled (a customer's rows at every test cutoff together)"
+    )
     importance = mean_abs_shap(model.booster, model.model_frame(rows))
     features = rows.loc[matched.to_numpy(), [c for c in importance.index if c in rows.columns]]
     out["best_single_feature"] = best_single_feature_auc(features, y)
@@ -141,19 +147,28 @@ def paired_bootstrap(
     n_boot: int,
     seed: int,
     level: float = 0.95,
+    groups: np.ndarray | None = None,
 ) -> dict[str, list[float]]:
     """Percentile intervals from the same resampled rows for every figure: each ranking's AUC,
-    the oracle's, our gap to it, ours minus each baseline, our mean absolute probability error."""
+    the oracle's, our gap to it, ours minus each baseline, our mean absolute probability error.
+
+    `groups` (e.g. the customer of each row): whole groups are resampled, so that a customer's
+    rows at several test cutoffs stay together (a cluster bootstrap); with one row per group, in
+    row order, the draws are the row bootstrap's."""
     y = np.asarray(y, dtype=int)
+    codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     resampled = {name: ResampledAUC(y, p) for name, p in scores.items()}
     resampled_oracle = ResampledAUC(y, true_p)
+    abs_error = np.abs(scores["model"] - true_p)
     for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        if y[idx].min() == y[idx].max():
+        picked = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        counts = picked[codes].astype(float)
+        drawn = y[counts > 0]
+        if drawn.min() == drawn.max():
             continue
-        counts = np.bincount(idx, minlength=len(y)).astype(float)
         auc = {name: auc_of(counts) for name, auc_of in resampled.items()}
         oracle = resampled_oracle(counts)
         figures = {f"{name}_roc_auc": v for name, v in auc.items()}
@@ -162,9 +177,7 @@ def paired_bootstrap(
         for name, v in auc.items():
             if name != "model":
                 figures[f"model_minus_{name}_roc_auc"] = auc["model"] - v
-        figures["mean_abs_probability_error"] = float(
-            np.mean(np.abs(scores["model"][idx] - true_p[idx]))
-        )
+        figures["mean_abs_probability_error"] = float(np.average(abs_error, weights=counts))
         for key, value in figures.items():
             draws.setdefault(key, []).append(float(value))
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from models.evaluation.metrics import (
     binary_metrics,
@@ -16,6 +17,7 @@ from models.evaluation.metrics import (
     tenure_band,
     top_fraction,
 )
+from models.evaluation.truth import paired_bootstrap
 from models.segments import MAX_SEGMENT_LEVELS, OTHER_LEVEL, fold_levels
 from models.settings import EvaluateParams
 
@@ -145,3 +147,61 @@ def test_resampled_auc_is_the_auc_of_the_resample():
         idx = rng.integers(0, len(y), len(y))
         counts = np.bincount(idx, minlength=len(y)).astype(float)
         assert auc_of(counts) == pytest.approx(roc_auc_score(y[idx], p[idx]), abs=1e-12)
+
+
+def _row_bootstrap(y, true_p, scores, n_boot, seed):
+    """The row bootstrap paired_bootstrap replaced: rows drawn with replacement, sorted AUCs."""
+    rng = np.random.default_rng(seed)
+    draws = {"model_minus_logreg_roc_auc": [], "mean_abs_probability_error": []}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() == y[idx].max():
+            continue
+        ours = roc_auc_score(y[idx], scores["model"][idx])
+        draws["model_minus_logreg_roc_auc"].append(
+            ours - roc_auc_score(y[idx], scores["logreg"][idx])
+        )
+        draws["mean_abs_probability_error"].append(
+            np.mean(np.abs(scores["model"][idx] - true_p[idx]))
+        )
+    return {k: [np.percentile(v, 2.5), np.percentile(v, 97.5)] for k, v in draws.items()}
+
+
+def test_paired_bootstrap_with_one_row_per_customer_is_the_row_bootstrap():
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.2).astype(int)
+    true_p = np.clip(0.2 + 0.3 * (y - 0.2) + rng.normal(0, 0.1, 400), 0.01, 0.99)
+    scores = {"model": true_p + rng.normal(0, 0.1, 400), "logreg": true_p + rng.normal(0, 0.2, 400)}
+    customers = np.array([f"c{i}" for i in range(400)])
+    got = paired_bootstrap(y, true_p, scores, 200, 7, groups=customers)
+    want = _row_bootstrap(y, true_p, scores, 200, 7)
+    for key, interval in want.items():
+        np.testing.assert_allclose(got[key], interval, rtol=1e-9)
+    assert got == paired_bootstrap(y, true_p, scores, 200, 7)  # groups=None: rows
+
+
+def test_paired_bootstrap_keeps_a_customers_rows_together():
+    """Each customer twice (two test cutoffs) with identical rows: resampling customers gives the
+    interval of the one-row-per-customer data; resampling rows would wrongly narrow it ~1/sqrt 2."""
+    rng = np.random.default_rng(5)
+    y = (rng.random(300) < 0.3).astype(int)
+    true_p = np.clip(0.3 + 0.2 * (y - 0.3) + rng.normal(0, 0.15, 300), 0.01, 0.99)
+    scores = {"model": true_p + rng.normal(0, 0.2, 300), "logreg": rng.random(300)}
+    twice = {k: np.concatenate([v, v]) for k, v in scores.items()}
+    customers = np.arange(300)
+    once = paired_bootstrap(y, true_p, scores, 1000, 1, groups=customers)
+    clustered = paired_bootstrap(
+        np.concatenate([y, y]),
+        np.concatenate([true_p, true_p]),
+        twice,
+        1000,
+        1,
+        groups=np.concatenate([customers, customers]),
+    )
+    rows = paired_bootstrap(np.concatenate([y, y]), np.concatenate([true_p, true_p]), twice, 1000, 1)
+    key = "model_minus_logreg_roc_auc"
+    np.testing.assert_allclose(clustered[key], once[key], rtol=1e-9)
+    width = {
+        name: ci[key][1] - ci[key][0] for name, ci in (("clustered", clustered), ("rows", rows))
+    }
+    assert width["rows"] < 0.8 * width["clustered"]
