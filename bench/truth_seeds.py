@@ -11,6 +11,9 @@ ranked by mean |SHAP| summed within the group), whether neutral ratings raise ch
 
     PATH=.venv/bin:$PATH python bench/truth_seeds.py                 # seeds 42 43 44
     PATH=.venv/bin:$PATH python bench/truth_seeds.py --seeds 42 --keep /tmp/bench_truth
+    PATH=.venv/bin:$PATH python bench/truth_seeds.py --test-cutoffs 3  # the last 3 months as test
+
+With several test cutoffs a customer has a row at each; the intervals resample customers.
 
 Not asserted in the test suite (STYLE 10): it prints the acceptance points and each verdict.
 """
@@ -55,14 +58,18 @@ def scratch_copy(dest: Path) -> None:
         subprocess.run(cmd, cwd=dest, check=True)
 
 
-def run_seed(dest: Path, seed: int, world: str | None) -> tuple[float, float | None]:
-    """Set simulate.seed (and world) in the copy and `dvc repro evaluate`; the wall seconds of
-    the whole run and of the simulate stage (from its log line)."""
+def run_seed(
+    dest: Path, seed: int, world: str | None, test_cutoffs: int | None = None
+) -> tuple[float, float | None]:
+    """Set simulate.seed (world, split.test_cutoffs) in the copy and `dvc repro evaluate`; the
+    wall seconds of the whole run and of the simulate stage (from its log line)."""
     params_path = dest / "params.yaml"
     params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
     params["simulate"]["seed"] = seed
     if world:
         params["simulate"]["world"] = world
+    if test_cutoffs:
+        params["split"]["test_cutoffs"] = test_cutoffs
     params_path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(dest)}
     began = time.perf_counter()
@@ -144,7 +151,9 @@ def report(seed: int, dest: Path, seconds: float, sim_seconds: float | None) -> 
         f"\n=== seed {seed}: world {truth.get('world')} (dvc repro evaluate {seconds:.0f} s, "
         f"of which simulate {sim_seconds} s)"
     )
-    print(f"rows {truth['rows_matched']}, churners {round(truth['observed_rate'] * truth['rows'])}")
+    churners = round(truth["observed_rate"] * truth["rows"])
+    cutoffs = truth.get("test_cutoffs", 1)
+    print(f"rows {truth['rows_matched']} at {cutoffs} test cutoff(s), churners {churners}")
     print(f"ROC AUC   ours {ours:.4f}   logistic regression {lr:.4f}")
     print(f"  ours - LR        {ours - lr:+.4f}  95% {_ci(ci, 'model_minus_logreg_roc_auc')}")
     print(
@@ -222,6 +231,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--world", choices=["realistic", "simple"], default=None)
+    parser.add_argument(
+        "--test-cutoffs",
+        type=int,
+        default=None,
+        help="split.test_cutoffs (default: params.yaml's); intervals resample customers",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="scratch root to keep")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="truth_seeds_"))
@@ -231,7 +246,7 @@ def main() -> None:
         if dest.exists():
             shutil.rmtree(dest)
         scratch_copy(dest)
-        seconds, sim_seconds = run_seed(dest, seed, args.world)
+        seconds, sim_seconds = run_seed(dest, seed, args.world, args.test_cutoffs)
         results.append(report(seed, dest, seconds, sim_seconds))
     n = len(results)
     print("\n=== acceptance (issue 15)")
