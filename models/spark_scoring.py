@@ -201,10 +201,12 @@ def population_columns_on_spark(
     fee = F.when(known_fee, given)  # NaN as missing, as pandas has it
     has_value = customers > 0 and pop.filter(known_fee).limit(1).count() > 0
     rank = F.rank().over(Window.orderBy(p.desc()))  # ties: their minimum rank, as pandas "min"
+    decile = F.least(F.lit(10), F.ceil(rank * 10 / F.lit(customers))).cast("short")
+    scored = p.isNotNull()  # always; it keeps both columns nullable in Parquet, as DuckDB's are
     columns = [
         F.col("customer_id"),
-        F.least(F.lit(10), F.ceil(rank * 10 / F.lit(customers))).cast("short").alias("risk_decile"),
-        _risk_tier(p, risk_tiers, default_tier).alias("risk_tier"),
+        F.when(scored, decile).alias("risk_decile"),
+        F.when(scored, _risk_tier(p, risk_tiers, default_tier)).alias("risk_tier"),
     ]
     nothing = F.lit(None).cast("double")
     if has_value:

@@ -161,7 +161,7 @@ def test_scores_file_is_equal_on_every_column(runs: dict) -> None:
     assert _mismatches(duck, spark) == {}
     # text is text: pandas 3 hands pyarrow large_string, Spark string (the same Parquet column)
     types = [
-        [(f.name, str(f.type).replace("large_string", "string")) for f in schema]
+        [(f.name, str(f.type).replace("large_string", "string"), f.nullable) for f in schema]
         for schema in (ds.dataset(runs[e]["scores"], format="parquet").schema for e in ENGINES)
     ]
     assert types[1] == types[0]
