@@ -18,6 +18,9 @@
    Memory is bounded by the chunk, not by the number of customers.
 5. Whole-population columns (risk decile, value, priority) once every probability is known,
    then the scores file is written in one atomic rename: a killed job leaves the previous file.
+   With `engine.name: spark`, 1, 4 and 5 are Spark jobs (`models.spark_scoring`: the same
+   `score_frame` in mapInPandas, the population columns as window functions); the scores are
+   staged as the same single file and CSV and published with the other outputs as below.
 6. The priority list (`paths.priority`), always written: customers with a positive expected
    contact gain, best first; without any monthly fee (`value.fee_column` absent or empty) the
    value columns are empty and the list ranks every customer by churn probability, which
