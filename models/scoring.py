@@ -58,18 +58,25 @@ def warn_tiers_not_selective(
     share = float((tiers == top).mean())
     if share > TOP_TIER_WARN_SHARE:
         q = np.quantile(probability, [0.5, 0.8, 0.95])
-        log.warning(
-            "risk tiers: %.0f%% of the scored customers are %r (churn probability >= %s; mean "
-            "probability %.3f): the tiers do not single anyone out. Set score.risk_tiers for "
-            "this business's base rate, e.g. the 50/80/95th percentiles of today's scores: "
-            "%.3f / %.3f / %.3f",
-            100 * share,
-            top,
-            thresholds[top],
-            float(np.mean(probability)),
-            *q,
-        )
+        log_tiers_not_selective(share, top, thresholds[top], float(np.mean(probability)), q)
     return share
+
+
+def log_tiers_not_selective(
+    share: float, top: str, threshold: float, mean: float, quantiles: Sequence[float]
+) -> None:
+    """The warning of `warn_tiers_not_selective` (also written by the Spark scoring job)."""
+    log.warning(
+        "risk tiers: %.0f%% of the scored customers are %r (churn probability >= %s; mean "
+        "probability %.3f): the tiers do not single anyone out. Set score.risk_tiers for "
+        "this business's base rate, e.g. the 50/80/95th percentiles of today's scores: "
+        "%.3f / %.3f / %.3f",
+        100 * share,
+        top,
+        threshold,
+        mean,
+        *quantiles,
+    )
 
 
 def risk_decile(probability: np.ndarray) -> np.ndarray:

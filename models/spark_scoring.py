@@ -34,7 +34,13 @@ import pandas as pd
 
 from features.catalog import FeatureInfo
 from models.model import LoadedModel
-from models.scoring import TOP_TIER_WARN_SHARE, check_signature, no_fee_note, score_frame
+from models.scoring import (
+    TOP_TIER_WARN_SHARE,
+    check_signature,
+    log_tiers_not_selective,
+    no_fee_note,
+    score_frame,
+)
 from models.settings import ValueParams
 from models.value import VALUE_COLUMNS, check_scores, clv, lifetime_months
 
@@ -272,17 +278,7 @@ def _warn_tiers_not_selective(
         p = F.col("churn_probability")
         row = pop.select(F.percentile(p, [0.5, 0.8, 0.95]).alias("q"), F.avg(p).alias("m")).first()
         assert row is not None
-        log.warning(
-            "risk tiers: %.0f%% of the scored customers are %r (churn probability >= %s; mean "
-            "probability %.3f): the tiers do not single anyone out. Set score.risk_tiers for "
-            "this business's base rate, e.g. the 50/80/95th percentiles of today's scores: "
-            "%.3f / %.3f / %.3f",
-            100 * share,
-            top,
-            thresholds[top],
-            row["m"],
-            *row["q"],
-        )
+        log_tiers_not_selective(share, top, thresholds[top], row["m"], row["q"])
 
 
 def score_on_spark(
