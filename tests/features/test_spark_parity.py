@@ -47,7 +47,10 @@ def _sections(path: Path) -> dict:
 
 def _set_engine(root: Path, name: str) -> None:
     settings = yaml.safe_load((root / "settings.yaml").read_text(encoding="utf-8"))
-    settings["engine"] = {"name": name, "spark": {"master": "local[2]", "driver_memory": "1g"}}
+    # a 300-customer world: 2 shuffle partitions, not the 64 a default-size run needs (each
+    # partition is a task; the results do not depend on how many there are)
+    spark = {"master": "local[2]", "driver_memory": "1g", "shuffle_partitions": 2}
+    settings["engine"] = {"name": name, "spark": spark}
     (root / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), "utf-8")
 
 
