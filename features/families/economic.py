@@ -148,9 +148,7 @@ def days_to_next_renewal(customers: ibis.Table, spine: ibis.Table) -> FeatureSet
     month end) and to the next yearly anniversary of signup (when annual contracts renew and
     price questions come up; 29 February renews on 28 February in other years)."""
     sd = customers.signup_date
-    c = customers.select(
-        "customer_id", renew_dom=sd.day(), renew_month=sd.month(), renew_day=sd.day()
-    )
+    c = customers.select("customer_id", renew_dom=sd.day(), renew_month=sd.month())
     sp = spine.select(*KEYS).view()
     j = sp.join(c, "customer_id")
     cut = j.cutoff.date()
@@ -164,7 +162,7 @@ def days_to_next_renewal(customers: ibis.Table, spine: ibis.Table) -> FeatureSet
 
     def anniversary_in(year: ibis.IntegerValue) -> ibis.DateValue:
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        day = ibis.ifelse((j.renew_month == 2) & (j.renew_day == 29) & ~leap, 28, j.renew_day)
+        day = ibis.ifelse((j.renew_month == 2) & (j.renew_dom == 29) & ~leap, 28, j.renew_dom)
         return ibis.date(year, j.renew_month, day)
 
     def days_to(day: ibis.DateValue) -> ibis.IntegerValue:

@@ -198,7 +198,8 @@ def test_paired_bootstrap_keeps_a_customers_rows_together():
         1,
         groups=np.concatenate([customers, customers]),
     )
-    rows = paired_bootstrap(np.concatenate([y, y]), np.concatenate([true_p, true_p]), twice, 1000, 1)
+    y2, p2 = np.concatenate([y, y]), np.concatenate([true_p, true_p])
+    rows = paired_bootstrap(y2, p2, twice, 1000, 1)
     key = "model_minus_logreg_roc_auc"
     np.testing.assert_allclose(clustered[key], once[key], rtol=1e-9)
     width = {
