@@ -171,7 +171,8 @@ def run_ours(data: Path, out: Path) -> None:
     con = connect(cfg.duckdb_memory_limit, cfg.duckdb_threads, data / "duckdb_tmp")
     tables = load_tables(con, data)
     spine = con.read_parquet(data / "spine.parquet")
-    catalog = write_feature_table(con, tables, spine, cfg, out, data / "work")
+    # the work dir sits beside the output (a run's temp dir), not in the data: kept data is reused
+    catalog = write_feature_table(con, tables, spine, cfg, out, out.parent / "work_ours")
     print(json.dumps({"features": len(catalog)}))
 
 
@@ -302,7 +303,9 @@ def run_ours_shared(data: Path, out: Path, threads: int) -> None:
     )
     con, tables, spine = _shared_inputs(data, threads)
     full = out.with_suffix(".full.parquet")
-    catalog = write_feature_table(con, tables, spine, cfg, full, data / f"work_stage_{threads}")
+    catalog = write_feature_table(
+        con, tables, spine, cfg, full, out.parent / f"work_stage_{threads}"
+    )
     names = {
         (t, w): (f"{plural(t)}_{w}d", f"{slug(t)}_value_{w}d")
         for t in SHARED_TYPES
@@ -577,7 +580,8 @@ def main() -> None:
         "--peers",
         choices=["pandas", "featuretools", "all", "none"],
         default="all",
-        help="pandas: all families vs the pandas baseline; featuretools: the shared features",
+        help="pandas: all families vs the pandas baseline; featuretools: the shared features; "
+        "none: ours alone (all families; for sizes no peer can run)",
     )
     ap.add_argument("--skip-pandas", action="store_true", help="same as --peers featuretools")
     ap.add_argument("--profile", action="store_true", help="time our featurize per family")
@@ -598,6 +602,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--workdir", type=Path, default=None, help="where to put the data (default: a temp dir)"
+    )
+    ap.add_argument(
+        "--keep-data",
+        type=Path,
+        default=None,
+        help="generate the tables into this dir and keep them; a later run with the same "
+        "--events reuses them (generating 200 M events takes minutes)",
     )
     ap.add_argument(
         "--run",
@@ -632,15 +643,15 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-featurize-", dir=args.workdir))
     try:
-        t0 = time.perf_counter()
-        sizes = generate(args.events, work / "data")
-        print(f"generated in {time.perf_counter() - t0:.1f}s: {sizes}", flush=True)
+        sizes, data_dir = _data(args.events, args.keep_data or work / "data")
         me = [sys.executable, str(Path(__file__).resolve())]
-        data = str(work / "data")
+        data = str(data_dir)
         head = (
             f"{args.events:,} events, {sizes['customers']:,} customers, "
             f"{len(CUTOFFS)} cutoffs, {sizes['spine_rows']:,} spine rows"
         )
+        if peers == "none":
+            _ours_alone(me, data, work, head)
         if peers in ("pandas", "all"):
             _pandas_comparison(me, data, work, head)
         if peers in ("featuretools", "all"):
@@ -649,6 +660,31 @@ def main() -> None:
             _profile(me, data, work, head, args.threads)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _data(n_events: int, where: Path) -> tuple[dict[str, int], Path]:
+    """The generated tables in `where`: made there (timed) unless a previous run with the same
+    event count left them (`--keep-data`), then reused as they are."""
+    marker = where / "sizes.json"
+    if marker.exists():
+        sizes = json.loads(marker.read_text())
+        if sizes["events"] != n_events:
+            sys.exit(f"{where} holds {sizes['events']:,} events, not {n_events:,}: use another dir")
+        print(f"reusing the data in {where}: {sizes}", flush=True)
+        return sizes, where
+    t0 = time.perf_counter()
+    sizes = generate(n_events, where)
+    marker.write_text(json.dumps(sizes))
+    print(f"generated in {time.perf_counter() - t0:.1f}s: {sizes}", flush=True)
+    return sizes, where
+
+
+def _ours_alone(me: list[str], data: str, work: Path, head: str) -> None:
+    """Our featurize (default config, every family) alone: where no peer can run (200 M)."""
+    r = measure([*me, "--run", "ours", "--data", data, "--out", str(work / "ours.parquet")])
+    print(f"\nfeaturize benchmark, ours alone: {head}")
+    print(f"{'implementation':<34}{'wall s':>9}{'peak RSS MiB':>14}  output")
+    print(_row("ours (Ibis/DuckDB)", r))
 
 
 def _row(name: str, r: dict) -> str:
