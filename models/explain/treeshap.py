@@ -57,6 +57,9 @@ Backend = Literal["auto", "numba", "lightgbm"]
 _ZERO_THRESHOLD = float(np.float32(1e-35))
 _MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
 _ROW_BLOCK = 256  # rows per parallel work item: the block's X/out slices stay in cache per tree
+_TREE_GROUP = 32  # trees whose rows' branch keys are held at once (8 bytes per row and tree)
+_UNIQUE_BUDGET = 1 << 22  # float64 values of distinct-key contributions held at once (32 MB)
+_MAX_KEY_NODES = 63  # a row's branch key is one int64 bit per internal node of the tree
 
 try:  # numba is optional at runtime: without it we use LightGBM's pred_contrib
     import numba as _numba
@@ -106,6 +109,10 @@ class _Ensemble:
     leaf_table_start: np.ndarray  # int64: offset of the leaf's table in a_table, -1 = direct
     a_table: np.ndarray  # float64: A(P) = v * H(P) * prod_{j not in P} z_j for every pattern P
     shapley_weights: np.ndarray  # float64 (d_max+1, d_max): w_d(k) = k!(d-k-1)!/d!
+    tree_feat_start: np.ndarray  # int64 (T+1,): distinct features of tree t are [start[t], ...)
+    tree_feat: np.ndarray  # int64: booster feature index of each of a tree's distinct features
+    slot_local: np.ndarray  # int64: index of each slot's feature among its tree's features
+    max_tree_nodes: int  # internal nodes of the largest tree (<= 63: rows get decision keys)
 
     @property
     def table_bytes(self) -> int:
@@ -258,6 +265,15 @@ def _flatten(booster: lgb.Booster, max_table_bits: int) -> _Ensemble:
             offset += 1 << int(d)
     leaf_value = np.asarray(b.leaf_value, dtype=np.float64)
     a_table = np.zeros(offset, dtype=np.float64)
+    slot_feature = np.asarray(b.slot_feature, dtype=i64)
+    tree_feat, slot_local, tree_feat_start = [], np.zeros(len(slot_feature), dtype=i64), [0]
+    for t in range(len(tree_leaf_start) - 1):
+        s0, s1 = leaf_feat_start[tree_leaf_start[t]], leaf_feat_start[tree_leaf_start[t + 1]]
+        local: dict[int, int] = {}
+        for k in range(s0, s1):
+            slot_local[k] = local.setdefault(int(slot_feature[k]), len(local))
+        tree_feat.extend(local)
+        tree_feat_start.append(len(tree_feat))
     _fill_tables(a_table, leaf_table_start, leaf_feat_start, slot_zero, leaf_value, weights)
     return _Ensemble(
         n_features=int(dump["max_feature_idx"]) + 1,
@@ -276,12 +292,16 @@ def _flatten(booster: lgb.Booster, max_table_bits: int) -> _Ensemble:
         node_bit=np.asarray(b.node_bit, dtype=i64),
         leaf_value=leaf_value,
         leaf_feat_start=leaf_feat_start,
-        slot_feature=np.asarray(b.slot_feature, dtype=i64),
+        slot_feature=slot_feature,
         slot_zero=slot_zero,
         slot_coef=slot_coef,
         leaf_table_start=leaf_table_start,
         a_table=a_table,
         shapley_weights=weights,
+        tree_feat_start=np.asarray(tree_feat_start, dtype=i64),
+        tree_feat=np.asarray(tree_feat, dtype=i64),
+        slot_local=slot_local,
+        max_tree_nodes=int(np.diff(tree_node_start).max(initial=0)),
     )
 
 
@@ -513,6 +533,226 @@ def _shap_kernel_impl(
                             out[r, slot_feature[f0 + j]] -= a_all
 
 
+# Rows that take the same branch at every internal node of a tree get the same contributions from
+# it. The deduplicating backend computes, per tree, each distinct branch pattern's contributions
+# once (to the tree's own features) and adds them to every row with that pattern. On the default
+# model and 100 k customers about 30 % of the (row, tree) pairs are distinct.
+
+
+def _tree_keys_impl(
+    x: np.ndarray,
+    keys: np.ndarray,
+    t0: int,
+    tree_node_start: np.ndarray,
+    node_feature: np.ndarray,
+    node_threshold: np.ndarray,
+    node_is_cat: np.ndarray,
+    node_missing: np.ndarray,
+    node_default_left: np.ndarray,
+    node_cat_start: np.ndarray,
+    cat_left: np.ndarray,
+    block: int,
+) -> None:
+    """keys[g, r]: bit i set when row r goes left at internal node i of tree t0 + g.
+
+    A block of rows is transposed first, so that each numerical node compares one contiguous
+    column without branches (`_go_left`'s rules as selects); categorical nodes use `_go_left`.
+    """
+    n_rows = x.shape[0]
+    n_blocks = (n_rows + block - 1) // block
+    for b in _prange(n_blocks):
+        r0 = b * block
+        r1 = min(n_rows, r0 + block)
+        width = r1 - r0
+        xt = np.empty((x.shape[1], width))
+        for r in range(width):
+            for f in range(x.shape[1]):
+                xt[f, r] = x[r0 + r, f]
+        key = np.empty(width, dtype=np.int64)
+        for g in range(keys.shape[0]):
+            n0 = tree_node_start[t0 + g]
+            n1 = tree_node_start[t0 + g + 1]
+            key[:] = 0
+            for i in range(n1 - n0):
+                node = n0 + i
+                column = xt[node_feature[node]]
+                bit = np.int64(1) << i
+                if node_is_cat[node]:
+                    for r in range(width):
+                        if _go_left(
+                            column[r],
+                            node,
+                            node_is_cat,
+                            node_threshold,
+                            node_missing,
+                            node_default_left,
+                            node_cat_start,
+                            cat_left,
+                        ):
+                            key[r] |= bit
+                    continue
+                threshold = node_threshold[node]
+                mtype = node_missing[node]
+                default_left = node_default_left[node]
+                if mtype == 1:  # Zero: NaN and |v| <= kZeroThreshold take the default side
+                    for r in range(width):
+                        v = column[r]
+                        zero = (v != v) | (abs(v) <= _ZERO_THRESHOLD)
+                        left = (zero & default_left) | (~zero & (v <= threshold))
+                        key[r] |= np.int64(left) << i
+                else:  # NaN: NaN takes the default side; None: NaN counts as 0.0
+                    nan_left = default_left if mtype == 2 else 0.0 <= threshold
+                    for r in range(width):
+                        v = column[r]
+                        left = (v <= threshold) | ((v != v) & nan_left)
+                        key[r] |= np.int64(left) << i
+            for r in range(width):
+                keys[g, r0 + r] = key[r]
+
+
+def _dedupe_impl(keys: np.ndarray, uid: np.ndarray, n_unique: np.ndarray, bits: int) -> None:
+    """Per tree g: uid[g, r] = the index of row r's key among the tree's distinct keys (in order
+    of first occurrence); the distinct keys then replace keys[g, :n_unique[g]]."""
+    n_rows = keys.shape[1]
+    size = 1 << bits
+    mask = size - 1
+    for g in _prange(keys.shape[0]):
+        table_key = np.full(size, -1, dtype=np.int64)  # keys are >= 0 (at most 63 bits)
+        table_id = np.zeros(size, dtype=np.int64)
+        distinct = np.empty(n_rows, dtype=np.int64)
+        u = 0
+        for r in range(n_rows):
+            key = keys[g, r]
+            h = ((key * -7046029254386353131) >> (64 - bits)) & mask  # Fibonacci hashing
+            while True:
+                found = table_key[h]
+                if found == key:
+                    uid[g, r] = table_id[h]
+                    break
+                if found == -1:
+                    table_key[h] = key
+                    table_id[h] = u
+                    distinct[u] = key
+                    uid[g, r] = u
+                    u += 1
+                    break
+                h = (h + 1) & mask
+        n_unique[g] = u
+        for k in range(u):
+            keys[g, k] = distinct[k]
+
+
+def _unique_contributions_impl(
+    keys: np.ndarray,
+    n_unique: np.ndarray,
+    t0: int,
+    g0: int,
+    uc: np.ndarray,
+    uc_start: np.ndarray,
+    tree_node_start: np.ndarray,
+    tree_leaf_start: np.ndarray,
+    tree_feat_start: np.ndarray,
+    node_bit: np.ndarray,
+    node_left: np.ndarray,
+    node_right: np.ndarray,
+    leaf_value: np.ndarray,
+    leaf_feat_start: np.ndarray,
+    slot_local: np.ndarray,
+    slot_zero: np.ndarray,
+    slot_coef: np.ndarray,
+    leaf_table_start: np.ndarray,
+    a_table: np.ndarray,
+    weights: np.ndarray,
+) -> None:
+    """For trees t0 + g0 + i (i < len(uc_start) - 1), each distinct key's contributions to the
+    tree's features: uc[uc_start[i] + u * m + k] for the tree's k-th feature (uc zeroed)."""
+    for i in _prange(uc_start.shape[0] - 1):
+        g = g0 + i
+        t = t0 + g
+        n0 = tree_node_start[t]
+        n1 = tree_node_start[t + 1]
+        if n1 == n0:
+            continue
+        l0 = tree_leaf_start[t]
+        n_leaves = tree_leaf_start[t + 1] - l0
+        m = tree_feat_start[t + 1] - tree_feat_start[t]
+        fail_node = np.zeros(n1 - n0, dtype=np.int64)
+        fail_leaf = np.zeros(n_leaves, dtype=np.int64)
+        for u in range(n_unique[g]):
+            key = keys[g, u]
+            base = uc_start[i] + u * m
+            row = uc[base : base + m]
+            fail_node[0] = 0
+            for j in range(n1 - n0):
+                node = n0 + j
+                failed = fail_node[j]
+                if (key >> j) & 1:
+                    fail_l = failed
+                    fail_r = failed | node_bit[node]
+                else:
+                    fail_l = failed | node_bit[node]
+                    fail_r = failed
+                child = node_left[node]
+                if child >= 0:
+                    fail_node[child] = fail_l
+                else:
+                    fail_leaf[~child] = fail_l
+                child = node_right[node]
+                if child >= 0:
+                    fail_node[child] = fail_r
+                else:
+                    fail_leaf[~child] = fail_r
+            for k in range(n_leaves):
+                leaf = l0 + k
+                f0 = leaf_feat_start[leaf]
+                d = leaf_feat_start[leaf + 1] - f0
+                pattern = ((1 << d) - 1) & ~fail_leaf[k]
+                tab = leaf_table_start[leaf]
+                if tab < 0:
+                    _leaf_direct(
+                        row, leaf_value[leaf], f0, d, pattern, slot_local, slot_zero, weights
+                    )
+                    continue
+                a_all = a_table[tab + pattern]
+                for s in range(d):
+                    if (pattern >> s) & 1:
+                        row[slot_local[f0 + s]] += (
+                            a_table[tab + (pattern ^ (1 << s))] * slot_coef[f0 + s]
+                        )
+                    else:
+                        row[slot_local[f0 + s]] -= a_all
+
+
+def _scatter_impl(
+    out: np.ndarray,
+    uid: np.ndarray,
+    uc: np.ndarray,
+    uc_start: np.ndarray,
+    t0: int,
+    g0: int,
+    tree_feat_start: np.ndarray,
+    tree_feat: np.ndarray,
+    block: int,
+) -> None:
+    """Add the contributions of trees t0 + g0 + i, in tree order, to every row of out."""
+    n_rows = out.shape[0]
+    n_blocks = (n_rows + block - 1) // block
+    for b in _prange(n_blocks):
+        r0 = b * block
+        r1 = min(n_rows, r0 + block)
+        for i in range(uc_start.shape[0] - 1):
+            g = g0 + i
+            t = t0 + g
+            f0 = tree_feat_start[t]
+            m = tree_feat_start[t + 1] - f0
+            if m == 0:
+                continue
+            for r in range(r0, r1):
+                base = uc_start[i] + uid[g, r] * m
+                for k in range(m):
+                    out[r, tree_feat[f0 + k]] += uc[base + k]
+
+
 def kernel_cache_dir() -> Path:
     """Where the compiled kernels are kept across processes: `NUMBA_CACHE_DIR` when set, else
     `$XDG_CACHE_HOME/churn-pipeline/numba` (default `~/.cache/churn-pipeline/numba`)."""
@@ -525,7 +765,7 @@ def kernel_cache_dir() -> Path:
 if _HAVE_NUMBA:
     _prange = _numba.prange
     # numba picks a function's cache directory when it is decorated, from its config: point it
-    # at ours for these four only (the process' other numba users keep their setting).
+    # at ours for these kernels only (the process' other numba users keep their setting).
     _configured = _numba.config.CACHE_DIR
     _numba.config.CACHE_DIR = str(kernel_cache_dir())
     try:
@@ -533,12 +773,18 @@ if _HAVE_NUMBA:
         _go_left = _numba.njit(cache=True, nogil=True, inline="always")(_go_left)
         _fill_tables = _numba.njit(cache=True, nogil=True)(_fill_tables_impl)
         _shap_kernel = _numba.njit(cache=True, nogil=True, parallel=True)(_shap_kernel_impl)
+        _tree_keys = _numba.njit(cache=True, nogil=True, parallel=True)(_tree_keys_impl)
+        _dedupe = _numba.njit(cache=True, nogil=True, parallel=True)(_dedupe_impl)
+        _unique_contributions = _numba.njit(cache=True, nogil=True, parallel=True)(
+            _unique_contributions_impl
+        )
+        _scatter = _numba.njit(cache=True, nogil=True, parallel=True)(_scatter_impl)
     finally:
         _numba.config.CACHE_DIR = _configured
 else:  # pragma: no cover - depends on the environment
     _prange = range
     _fill_tables = _fill_tables_impl
-    _shap_kernel = None
+    _shap_kernel = _tree_keys = _dedupe = _unique_contributions = _scatter = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,15 +851,23 @@ class Explainer:
     `backend="auto"` uses the compiled table backend ("numba") when numba is importable and the
     model is covered (binary/regression, no linear trees), else LightGBM's pred_contrib
     ("lightgbm"). `max_table_bits` caps the per-leaf table at 2^bits values (8 bytes each);
-    leaves with more distinct path features are evaluated directly instead.
+    leaves with more distinct path features are evaluated directly instead. `dedupe` computes
+    each tree's contributions once per distinct branch pattern among the rows (trees of at most
+    63 internal nodes; else, or with False, every row and tree on its own); both give the same
+    values up to the order of float additions (~1e-16).
     """
 
     def __init__(
-        self, booster: lgb.Booster, backend: Backend = "auto", max_table_bits: int = 16
+        self,
+        booster: lgb.Booster,
+        backend: Backend = "auto",
+        max_table_bits: int = 16,
+        dedupe: bool = True,
     ) -> None:
         if backend not in ("auto", "numba", "lightgbm"):
             raise ValueError(f"unknown TreeSHAP backend {backend!r}; use auto, numba or lightgbm")
         self.booster = booster
+        self.dedupe = dedupe
         self.backend: str = "lightgbm"
         self._ensemble: _Ensemble | None = None
         if backend == "lightgbm":
@@ -655,11 +909,62 @@ class Explainer:
         out = np.zeros((matrix.shape[0], e.n_features + 1), dtype=np.float64)
         if matrix.shape[0] == 0:
             return out
-        _shap_kernel(
+        if self.dedupe and e.max_tree_nodes <= _MAX_KEY_NODES:
+            _run_deduplicated(e, matrix, out)
+        else:
+            _run_per_row(e, matrix, out)
+        out[:, -1] = e.bias
+        return out
+
+
+def _run_per_row(e: _Ensemble, matrix: np.ndarray, out: np.ndarray) -> None:
+    """Every (row, tree): the branch pass, then every leaf's pattern-table entries."""
+    _shap_kernel(
+        matrix,
+        out,
+        e.tree_node_start,
+        e.tree_leaf_start,
+        e.node_feature,
+        e.node_threshold,
+        e.node_is_categorical,
+        e.node_missing_type,
+        e.node_default_left,
+        e.node_cat_start,
+        e.cat_left,
+        e.node_left,
+        e.node_right,
+        e.node_bit,
+        e.leaf_value,
+        e.leaf_feat_start,
+        e.slot_feature,
+        e.slot_zero,
+        e.slot_coef,
+        e.leaf_table_start,
+        e.a_table,
+        e.shapley_weights,
+        _ROW_BLOCK,
+    )
+
+
+def _run_deduplicated(e: _Ensemble, matrix: np.ndarray, out: np.ndarray) -> None:
+    """Per group of trees: every row's branch key per tree, the distinct keys per tree, each
+    distinct key's contributions once, then added to the rows (tree order, as the per-row kernel).
+
+    Memory: 12 bytes per row and tree of the group, the hash tables, and at most
+    `_UNIQUE_BUDGET` contributions (or one tree's, if more).
+    """
+    n_rows = matrix.shape[0]
+    n_trees = len(e.tree_node_start) - 1
+    bits = max(4, int(2 * n_rows - 1).bit_length())  # hash table of >= 2x the rows
+    n_feat = np.diff(e.tree_feat_start)
+    for t0 in range(0, n_trees, _TREE_GROUP):
+        t1 = min(n_trees, t0 + _TREE_GROUP)
+        keys = np.empty((t1 - t0, n_rows), dtype=np.int64)
+        _tree_keys(
             matrix,
-            out,
+            keys,
+            t0,
             e.tree_node_start,
-            e.tree_leaf_start,
             e.node_feature,
             e.node_threshold,
             e.node_is_categorical,
@@ -667,21 +972,43 @@ class Explainer:
             e.node_default_left,
             e.node_cat_start,
             e.cat_left,
-            e.node_left,
-            e.node_right,
-            e.node_bit,
-            e.leaf_value,
-            e.leaf_feat_start,
-            e.slot_feature,
-            e.slot_zero,
-            e.slot_coef,
-            e.leaf_table_start,
-            e.a_table,
-            e.shapley_weights,
             _ROW_BLOCK,
         )
-        out[:, -1] = e.bias
-        return out
+        uid = np.empty((t1 - t0, n_rows), dtype=np.int32)
+        n_unique = np.zeros(t1 - t0, dtype=np.int64)
+        _dedupe(keys, uid, n_unique, bits)
+        sizes = n_unique * n_feat[t0:t1]
+        g0 = 0
+        while g0 < t1 - t0:  # trees whose distinct contributions fit the budget together
+            g1 = g0 + 1
+            while g1 < t1 - t0 and sizes[g0 : g1 + 1].sum() <= _UNIQUE_BUDGET:
+                g1 += 1
+            uc_start = np.concatenate([[0], np.cumsum(sizes[g0:g1])]).astype(np.int64)
+            uc = np.zeros(int(uc_start[-1]), dtype=np.float64)
+            _unique_contributions(
+                keys,
+                n_unique,
+                t0,
+                g0,
+                uc,
+                uc_start,
+                e.tree_node_start,
+                e.tree_leaf_start,
+                e.tree_feat_start,
+                e.node_bit,
+                e.node_left,
+                e.node_right,
+                e.leaf_value,
+                e.leaf_feat_start,
+                e.slot_local,
+                e.slot_zero,
+                e.slot_coef,
+                e.leaf_table_start,
+                e.a_table,
+                e.shapley_weights,
+            )
+            _scatter(out, uid, uc, uc_start, t0, g0, e.tree_feat_start, e.tree_feat, _ROW_BLOCK)
+            g0 = g1
 
 
 # Explainers of recently used boosters, so that chunked callers build the tables once. Keyed by

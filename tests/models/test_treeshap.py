@@ -45,13 +45,15 @@ def _max_depth(node: dict, depth: int = 0) -> int:
 
 
 def _assert_matches_lightgbm(booster: lgb.Booster, x: pd.DataFrame | np.ndarray, **kw: Any) -> None:
-    explainer = treeshap.Explainer(booster, backend="numba", **kw)
-    ours = explainer.contributions(x)
+    """Both kernels (distinct branch patterns once, and every row on its own) match pred_contrib."""
     reference = booster.predict(x, pred_contrib=True)
-    assert explainer.backend == "numba"
-    assert ours.shape == reference.shape
-    np.testing.assert_allclose(ours, reference, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(ours.sum(axis=1), booster.predict(x, raw_score=True), atol=1e-9)
+    for dedupe in (True, False):
+        explainer = treeshap.Explainer(booster, backend="numba", dedupe=dedupe, **kw)
+        ours = explainer.contributions(x)
+        assert explainer.backend == "numba"
+        assert ours.shape == reference.shape
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(ours.sum(axis=1), booster.predict(x, raw_score=True), atol=1e-9)
 
 
 def _numeric_rows(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -151,6 +153,45 @@ def test_deep_trees_match_pred_contrib_with_and_without_pattern_tables() -> None
     _assert_matches_lightgbm(booster, probe, max_table_bits=2)
 
 
+def test_deduplicated_kernel_equals_the_per_row_kernel_in_any_tree_grouping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows repeated (so branch patterns repeat), trees of <= 63 internal nodes: the distinct
+    patterns' contributions added to every row equal the per-row kernel's to float rounding, also
+    when the trees are handled a few at a time and the contribution budget holds one tree."""
+    x, y = _numeric_rows(4000, seed=13)
+    booster = _train(x, y, rounds=25, num_leaves=40, min_data_in_leaf=5)
+    e = treeshap.Explainer(booster, dedupe=True)._ensemble
+    assert e is not None and 20 < e.max_tree_nodes <= 63
+    rows = pd.concat([_probe_rows(booster, x, seed=14)] * 3, ignore_index=True)
+    per_row = treeshap.Explainer(booster, dedupe=False).contributions(rows)
+    together = treeshap.Explainer(booster, dedupe=True).contributions(rows)
+    np.testing.assert_allclose(together, per_row, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(
+        together[: len(rows) // 3], together[len(rows) // 3 : -len(rows) // 3]
+    )
+    monkeypatch.setattr(treeshap, "_TREE_GROUP", 4)
+    monkeypatch.setattr(treeshap, "_UNIQUE_BUDGET", 1)
+    np.testing.assert_array_equal(treeshap.Explainer(booster).contributions(rows), together)
+
+
+def test_trees_over_63_internal_nodes_use_the_per_row_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x, y = _numeric_rows(3000, seed=15)
+    booster = _train(x, y, rounds=3, num_leaves=100, min_data_in_leaf=2)
+    explainer = treeshap.Explainer(booster, dedupe=True)
+    assert explainer._ensemble is not None and explainer._ensemble.max_tree_nodes > 63
+
+    def no_keys(*args: Any) -> None:
+        raise AssertionError("a row's branch key holds at most 63 internal nodes")
+
+    monkeypatch.setattr(treeshap, "_tree_keys", no_keys)
+    np.testing.assert_allclose(
+        explainer.contributions(x), booster.predict(x, pred_contrib=True), rtol=0, atol=ATOL
+    )
+
+
 def test_single_leaf_trees_contribute_only_to_the_bias() -> None:
     rng = np.random.default_rng(6)
     x = rng.normal(size=(300, 3))
@@ -210,7 +251,8 @@ def test_auto_backend_falls_back_when_the_compiled_kernel_fails(
     def broken_kernel(*args: Any) -> None:
         raise RuntimeError("LLVM is not available")
 
-    monkeypatch.setattr(treeshap, "_shap_kernel", broken_kernel)
+    for kernel in ("_shap_kernel", "_tree_keys"):
+        monkeypatch.setattr(treeshap, kernel, broken_kernel)
     auto = treeshap.Explainer(booster)
     assert auto.backend == "lightgbm"
     np.testing.assert_array_equal(auto.contributions(x), booster.predict(x, pred_contrib=True))
