@@ -387,7 +387,7 @@ def run_profile(data: Path, out: Path, threads: int) -> None:
     """Our featurize (default config, all tables) step by step: one query per family, each
     timed as building the Ibis expression, compiling it to SQL, and running it to Parquet."""
     t0 = time.perf_counter()
-    from features.build import build_features, families, plan_families, with_cached_daily_events
+    from features.build import build_features, families, plan_families, with_event_rows
     from features.settings import FeaturizeParams
     from features.tables import connect, load_tables
 
@@ -432,8 +432,8 @@ def run_profile(data: Path, out: Path, threads: int) -> None:
         )[1],
     )
     cached = timed(
-        "daily event aggregate (the one scan of raw events)",
-        lambda: with_cached_daily_events(tables, cfg, con, work, 1),
+        "event rows (a view of the events: no pass)",
+        lambda: with_event_rows(tables, cfg, con, work, 1),
     )
     facts = timed("plan families (data facts)", lambda: plan_families(cached, cfg))
     keys = spine.select("customer_id", "cutoff").view()

@@ -1,9 +1,12 @@
 """Engagement: how often and how recently a customer uses the product, and the trend.
 
-All event features read a daily pre-aggregate (customer_id, event_type, day, n, value_sum)
-instead of raw events: at most one row per customer, type and day, so the join with the
-cutoffs touches far fewer rows. Days are UTC calendar days as integers, and cutoffs are UTC
-midnights, so `day < cutoff_day` is exactly `ts < cutoff`.
+All event features read rows shaped (customer_id, event_type, day, n, value_sum): either the
+daily aggregate (at most one row per customer, type and day; Spark caches it) or one row per
+event (n = 1; `Tables.events_per_event`), which the embedded engine reads straight from the
+events: on event logs with about one event of a type per customer and day, aggregating per day
+costs more than every feature built from it and shrinks nothing. Features that count days
+(active days, orders) count distinct days on per-event rows. Days are UTC calendar days as
+integers, and cutoffs are UTC midnights, so `day < cutoff_day` is exactly `ts < cutoff`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,30 @@ def daily_events(events: ibis.Table, event_types: Sequence[str]) -> ibis.Table:
     )
 
 
+def event_rows(
+    events: ibis.Table, event_types: Sequence[str], keep: Sequence[str] = ()
+) -> ibis.Table:
+    """One row per event of the given types in the daily aggregate's shape: n = 1, value_sum =
+    the event's value (`daily_events` without the grouping), plus the columns `keep`."""
+    ev = events.filter(events.event_type.isin(list(event_types)))
+    value = ev.value.cast("float64") if "value" in ev.columns else ibis.null("float64")
+    return ev.select(
+        "customer_id",
+        "event_type",
+        day=day_number(ev.ts),
+        n=ibis.literal(1, "int64"),
+        value_sum=value,
+        **{c: ev[c] for c in keep},
+    )
+
+
+def by_day(rows: ibis.Table) -> ibis.Table:
+    """Per-event rows (`event_rows`) summed per (customer_id, event_type, day): `daily_events`."""
+    return rows.group_by(["customer_id", "event_type", "day"]).aggregate(
+        n=rows.n.sum(), value_sum=rows.value_sum.sum()
+    )
+
+
 def all_event_types(cfg: FeaturizeParams) -> tuple[str, ...]:
     """Every event type any family reads, in a stable order."""
     names = [
@@ -59,11 +86,16 @@ def all_event_types(cfg: FeaturizeParams) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def events_daily_of(tables: Tables, event_types: Sequence[str]) -> ibis.Table | None:
-    """The daily event aggregate for these types: the cached one when present, else computed."""
+def events_daily_of(
+    tables: Tables, event_types: Sequence[str], one_row_per_day: bool = False
+) -> ibis.Table | None:
+    """The event rows of these types: the cached ones when present (per event or per day, see
+    `Tables.events_per_event`), else the daily aggregate computed. `one_row_per_day`: summed
+    per day when the cached rows are per event (for features that count rows as days)."""
     if tables.events_daily is not None:
         d = tables.events_daily
-        return d.filter(d.event_type.isin(list(event_types)))
+        d = d.filter(d.event_type.isin(list(event_types)))
+        return by_day(d) if one_row_per_day and tables.events_per_event else d
     if tables.events is None:
         return None
     return daily_events(tables.events, event_types)
@@ -107,18 +139,78 @@ def events_before(
     )
 
 
-def _per_type(daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]) -> ibis.Table:
+# Active days from per-event rows: a bitmap of the days with an event (bit b of word k: the day
+# 62 k + b + 1 days before the cutoff), OR-ed per group, then counted. 62 bits keep every word,
+# and every step of counting its bits, a non-negative int64.
+_WORD_DAYS = 62
+
+
+def _day_words(j: ibis.Table, days: int) -> dict[str, ibis.Value]:
+    """Per group: the words of the bitmap of days with a row, up to `days` before the cutoff."""
+    words: dict[str, ibis.Value] = {}
+    for k in range(-(-days // _WORD_DAYS)):
+        lo = k * _WORD_DAYS
+        in_word = (j.back > lo) & (j.back <= min(lo + _WORD_DAYS, days))
+        # the shift is clamped to the word: an engine may shift rows the filter then drops
+        shift = ibis.greatest(ibis.least(j.back - (lo + 1), _WORD_DAYS - 1), 0)
+        bit = ibis.literal(1, "int64") << shift
+        words[f"_days_{k}"] = bit.bit_or(where=in_word).fill_null(0)
+    return words
+
+
+def _bit_counts(table: ibis.Table, words: dict[str, ibis.Value]) -> ibis.Table:
+    """`table` with each word column replaced by the number of its set bits (a SWAR popcount:
+    shifts, masks and sums only; each step its own projection, so no step's SQL repeats the
+    previous one's)."""
+    steps = [
+        lambda x: x - ((x >> 1) & 0x5555555555555555),
+        lambda x: (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333),
+        lambda x: (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F,
+        lambda x: x + (x >> 8),
+        lambda x: x + (x >> 16),
+        lambda x: (x + (x >> 32)) & 0x7F,
+    ]
+    for step in steps:
+        table = table.mutate(**{w: step(table[w]) for w in words})
+    return table
+
+
+def _word_mask(k: int, days: int) -> int:
+    """The bits of word k that are at most `days` days before the cutoff."""
+    bits = min(max(days - k * _WORD_DAYS, 0), _WORD_DAYS)
+    return (1 << bits) - 1
+
+
+def _per_type(
+    daily: ibis.Table,
+    spine: ibis.Table,
+    specs: Sequence[EventSpec],
+    per_event: bool = False,
+) -> ibis.Table:
     """Long form: one row per (customer_id, cutoff, event_type) with every windowed aggregate
     the specs need (n_<w>, v_<w>, a_<w>, _last, _prev, _slope) and `back`, the days from the
-    type's last event day to the cutoff day (over all history)."""
-    j = events_before(daily, spine, [s.event_type for s in specs], _reach(specs))
+    type's last event day to the cutoff day (over all history). `per_event`: `daily` has a row
+    per event, not per day (active days are then distinct days).
+
+    When every spec wants days since the last event, one pass over the join with all history
+    computes everything (each windowed aggregate filters its own days): that join has to be made
+    for the recency anyway, and a second one bounded to the windows' reach would cost another
+    join and grouping of nearly the same rows. Otherwise the windows read the bounded join and
+    the recency, when some spec wants it, a second pass over all history.
+    """
+    recency_types = [s.event_type for s in specs if s.days_since]
+    one_pass = len(recency_types) == len(specs)
+    reach = None if one_pass else _reach(specs)
+    j = events_before(daily, spine, [s.event_type for s in specs], reach)
     aggs: dict[str, ibis.Value] = {}
+    active = sorted({w for s in specs if s.active_days for w in s.windows})
+    words = _day_words(j, max(active)) if per_event and active else {}
     for w in sorted({w for s in specs for w in s.windows}):
         in_w = j.back <= w
         aggs[f"n_{w}"] = j.n.sum(where=in_w)
         if any(s.value_name and w in s.windows for s in specs):
             aggs[f"v_{w}"] = j.value_sum.sum(where=in_w)
-        if any(s.active_days and w in s.windows for s in specs):
+        if any(s.active_days and w in s.windows for s in specs) and not words:
             aggs[f"a_{w}"] = j.n.count(where=in_w)
     if any(s.trend for s in specs):
         aggs["_last"] = j.n.sum(where=j.back <= TREND_DAYS)
@@ -127,10 +219,29 @@ def _per_type(daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]) 
         aggs["_slope"] = (j.n * (week_from_oldest - _SLOPE_MEAN) / _SLOPE_SXX).sum(
             where=j.back <= 7 * SLOPE_WEEKS
         )
+    if one_pass:
+        aggs["back"] = j.back.min()
     keys = [*KEYS, "event_type"]
-    windowed = j.group_by(keys).aggregate(**aggs)
-    recency_types = [s.event_type for s in specs if s.days_since]
-    if not recency_types:
+    windowed = j.group_by(keys).aggregate(**aggs, **words)
+    if words:
+        # masked words (the bits of each active-days window), counted, summed per window
+        masked = {
+            f"_days_{w}_{k}": windowed[word] & _word_mask(k, w)
+            for w in active
+            for k, word in enumerate(words)
+            if _word_mask(k, w)
+        }
+        counted = _bit_counts(windowed.mutate(**masked), masked)
+        days = {
+            f"a_{w}": sum(
+                (counted[c] for c in masked if c.startswith(f"_days_{w}_")),
+                ibis.literal(0, "int64"),
+            )
+            for w in active
+        }
+        windowed = counted.select(*keys, *aggs, **days)
+        aggs = {**aggs, **days}
+    if one_pass or not recency_types:
         return windowed
     # Days since the last event look back over all history, not only the windows' reach: a
     # second, lighter pass (one aggregate) over the unbounded join.
@@ -148,17 +259,18 @@ def _pick(long: ibis.Table, is_type: ibis.BooleanValue, column: str) -> ibis.Val
 
 
 def event_window_features(
-    daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec]
+    daily: ibis.Table, spine: ibis.Table, specs: Sequence[EventSpec], per_event: bool = False
 ) -> FeatureSet:
     """Per event type and window: counts, value sums, active days, trend, days since last.
 
-    Two grouped passes: the daily aggregate joined with the spine (rows strictly before the
-    cutoff) is grouped per (customer, cutoff, event type), with one conditional aggregate per
-    window (a handful per row, whatever the number of types); that long table is then pivoted
-    to one row per (customer, cutoff) and left-joined back onto the spine. Grouping per type
-    first costs far less than one wide pass with every type's aggregates over every joined row.
+    Two grouped passes: the event rows joined with the spine (rows strictly before the cutoff)
+    are grouped per (customer, cutoff, event type), with one conditional aggregate per window (a
+    handful per row, whatever the number of types); that long table (`_per_type`) is then
+    pivoted to one row per (customer, cutoff) and left-joined back onto the spine. Grouping per
+    type first costs far less than one wide pass with every type's aggregates over every joined
+    row.
     """
-    long = _per_type(daily, spine, specs)
+    long = _per_type(daily, spine, specs, per_event)
     aggs: dict[str, ibis.Value] = {}
     catalog: list[FeatureInfo] = []
     zero: list[str] = []
@@ -347,5 +459,5 @@ def engagement_features(
     ]
     specs += [EventSpec(t, "contract", tuple(cfg.windows)) for t in changes]
     if specs:
-        parts.append(event_window_features(daily, spine, specs))
+        parts.append(event_window_features(daily, spine, specs, tables.events_per_event))
     return merge(spine, parts)

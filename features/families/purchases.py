@@ -42,7 +42,7 @@ def purchase_features(
     """Per rhythm event type: orders per year, mean gap, recency over gap, recency share of the
     customer's buying life, and the mean value per order (types with a value name)."""
     types = event_types_built(RHYTHM, cfg.rhythm_event_types, facts)
-    daily = events_daily_of(tables, types) if types else None
+    daily = events_daily_of(tables, types, one_row_per_day=True) if types else None
     if daily is None:
         return merge(spine, [])
     j = events_before(daily, spine, types)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 
 import ibis
 import pandas.testing as pdt
+import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from features.base.params import ParamsError, from_dict
 from features.build import build_features, scoring_spine, training_spine, write_feature_table
 from features.catalog import GROUPS
 from features.families.economic import days_to_next_renewal, economic_features
-from features.families.engagement import engagement_features
+from features.families.engagement import all_event_types, engagement_features, event_rows
 from features.families.experience import experience_features
 from features.families.profile import profile_features
 from features.families.service import service_features
@@ -350,3 +354,63 @@ def test_one_big_cutoff_is_split_by_customer_and_gives_the_same_table(con, tmp_p
     split = pq.read_table(tmp_path / "split.parquet").to_pandas()
     split = split.sort_values("customer_id").reset_index(drop=True)
     pdt.assert_frame_equal(whole, split)
+
+
+# Per-event rows (what write_feature_table reads on DuckDB) against the daily aggregate (what
+# build_features computes without them): the same features, several events a day included.
+# 200-day windows need four 62-day bitmap words for active days; purchases are a rhythm type
+# (orders are distinct days over all history) and an economic type.
+PER_EVENT_CFG = FeaturizeParams(
+    max_categories=4, windows=(7, 30, 62, 63, 200), rhythm_event_types=("purchase",)
+)
+PER_EVENT_SPINE = [("c1", "2024-07-01"), ("c1", "2024-08-01"), ("c2", "2024-07-01")]
+_event_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["c1", "c2"]),
+        st.integers(min_value=-40, max_value=260),  # days before 2024-07-01 (negative: after)
+        st.sampled_from([0, 1, 12 * 60, 23 * 60 + 59]),  # minute of the day
+        st.sampled_from(["login", "feature_use", "purchase", "payment"]),
+        st.sampled_from([None, 0.5, 2.0]),
+    ),
+    max_size=40,
+)
+# every word edge of the bitmap (days 1, 62, 63, 124, 125, 186, 187, 200, 201 before the
+# cutoff), some days twice
+_EDGES = [
+    ("c1", d, m, "login", 1.0) for d in (1, 62, 63, 124, 125, 186, 187, 200, 201) for m in (0, 1)
+] + [("c1", 7, 0, "purchase", 2.0), ("c1", 7, 5, "purchase", None), ("c1", 8, 0, "login", None)]
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@example(rows=_EDGES)
+@given(rows=_event_rows)
+def test_per_event_rows_give_the_daily_aggregates_features(con, rows):
+    cutoff = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
+    rows = [("c2", 3, 0, "login", None), *rows]  # the login features are always built
+    data = {**hand_data(), "responses": None, "tickets": None}  # event families only
+    data["events"] = table(
+        {
+            "customer_id": [r[0] for r in rows],
+            "ts": pa.array(
+                [cutoff - dt.timedelta(days=r[1]) + dt.timedelta(minutes=r[2]) for r in rows],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "event_type": pa.array([r[3] for r in rows], pa.string()),
+            "value": pa.array([r[4] for r in rows], pa.float64()),
+        }
+    )
+    tables = to_tables(data)
+    spine = spine_of(PER_EVENT_SPINE)
+    types = list(all_event_types(PER_EVENT_CFG))
+    per_event = replace(
+        tables, events_daily=event_rows(tables.events, types), events_per_event=True
+    )
+    daily = build_features(tables, spine, PER_EVENT_CFG)
+    ours = build_features(per_event, spine, PER_EVENT_CFG)
+    assert [f.name for f in ours.catalog] == [f.name for f in daily.catalog]
+    assert "login_active_days_200d" in {f.name for f in ours.catalog}
+    a, b = execute(con, daily.table), execute(con, ours.table)
+    assert list(a.dtypes) == list(b.dtypes)
+    pdt.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-9)
