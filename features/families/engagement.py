@@ -124,15 +124,22 @@ def _reach(specs: Sequence[EventSpec]) -> int:
 
 
 def events_before(
-    daily: ibis.Table, spine: ibis.Table, types: Sequence[str], reach: int | None = None
+    daily: ibis.Table,
+    spine: ibis.Table,
+    types: Sequence[str],
+    reach: int | None = None,
+    beyond: int | None = None,
 ) -> ibis.Table:
-    """Daily rows strictly before each spine row's cutoff (at most `reach` days before, if
-    given), with `back`: days from the row's day to the cutoff day (1 = the day before)."""
+    """Daily rows strictly before each spine row's cutoff (at most `reach` days before, and more
+    than `beyond` days before, if given), with `back`: days from the row's day to the cutoff day
+    (1 = the day before)."""
     sp = with_cutoff_day(spine)
     d = daily.filter(daily.event_type.isin(list(types)))
     on = [sp.customer_id == d.customer_id, d.day < sp.cutoff_day]
     if reach is not None:
         on.append(d.day >= sp.cutoff_day - reach)
+    if beyond is not None:
+        on.append(d.day < sp.cutoff_day - beyond)
     j = sp.join(d, on)
     return j.select(
         "customer_id", "cutoff", "event_type", "n", "value_sum", back=j.cutoff_day - j.day
@@ -192,15 +199,12 @@ def _per_type(
     type's last event day to the cutoff day (over all history). `per_event`: `daily` has a row
     per event, not per day (active days are then distinct days).
 
-    When every spec wants days since the last event, one pass over the join with all history
-    computes everything (each windowed aggregate filters its own days): that join has to be made
-    for the recency anyway, and a second one bounded to the windows' reach would cost another
-    join and grouping of nearly the same rows. Otherwise the windows read the bounded join and
-    the recency, when some spec wants it, a second pass over all history.
+    Every row is joined once: the windows' pass reads the rows within their reach (and takes the
+    latest day there); days since the last event then need only the older rows, in a second pass
+    with a single aggregate, used where the first found none.
     """
     recency_types = [s.event_type for s in specs if s.days_since]
-    one_pass = len(recency_types) == len(specs)
-    reach = None if one_pass else _reach(specs)
+    reach = _reach(specs)
     j = events_before(daily, spine, [s.event_type for s in specs], reach)
     aggs: dict[str, ibis.Value] = {}
     active = sorted({w for s in specs if s.active_days for w in s.windows})
@@ -219,8 +223,8 @@ def _per_type(
         aggs["_slope"] = (j.n * (week_from_oldest - _SLOPE_MEAN) / _SLOPE_SXX).sum(
             where=j.back <= 7 * SLOPE_WEEKS
         )
-    if one_pass:
-        aggs["back"] = j.back.min()
+    if recency_types:
+        aggs["_recent"] = j.back.min()
     keys = [*KEYS, "event_type"]
     windowed = j.group_by(keys).aggregate(**aggs, **words)
     if words:
@@ -241,15 +245,18 @@ def _per_type(
         }
         windowed = counted.select(*keys, *aggs, **days)
         aggs = {**aggs, **days}
-    if one_pass or not recency_types:
+    if not recency_types:
         return windowed
-    # Days since the last event look back over all history, not only the windows' reach: a
-    # second, lighter pass (one aggregate) over the unbounded join.
-    h = events_before(daily, spine, recency_types, None)
-    last = h.group_by(keys).aggregate(back=h.back.min())
-    both = windowed.outer_join(last, keys)
+    # Days since the last event look back over all history, not only the windows' reach: the
+    # rows beyond the reach, in a second, lighter pass (one aggregate).
+    h = events_before(daily, spine, recency_types, None, beyond=reach)
+    older = h.group_by(keys).aggregate(_older=h.back.min())
+    both = windowed.outer_join(older, keys)
+    values = [a for a in aggs if a != "_recent"]
     return both.select(
-        *[ibis.coalesce(windowed[k], last[k]).name(k) for k in keys], *aggs, last.back
+        *[ibis.coalesce(windowed[k], older[k]).name(k) for k in keys],
+        *values,
+        back=ibis.coalesce(both._recent, both._older),
     )
 
 
