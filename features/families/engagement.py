@@ -49,11 +49,9 @@ def daily_events(events: ibis.Table, event_types: Sequence[str]) -> ibis.Table:
     )
 
 
-def event_rows(
-    events: ibis.Table, event_types: Sequence[str], keep: Sequence[str] = ()
-) -> ibis.Table:
+def event_rows(events: ibis.Table, event_types: Sequence[str]) -> ibis.Table:
     """One row per event of the given types in the daily aggregate's shape: n = 1, value_sum =
-    the event's value (`daily_events` without the grouping), plus the columns `keep`."""
+    the event's value (`daily_events` without the grouping)."""
     ev = events.filter(events.event_type.isin(list(event_types)))
     value = ev.value.cast("float64") if "value" in ev.columns else ibis.null("float64")
     return ev.select(
@@ -62,7 +60,6 @@ def event_rows(
         day=day_number(ev.ts),
         n=ibis.literal(1, "int64"),
         value_sum=value,
-        **{c: ev[c] for c in keep},
     )
 
 
