@@ -24,7 +24,7 @@ import pandas as pd
 
 from features.base.errors import BadInputError
 from features.catalog import GROUP_CHURN_TYPE, FeatureInfo
-from models.explain.treeshap import contributions
+from models.explain.treeshap import as_matrix, contributions
 from models.model import OTHER, ChurnModel, FeatureSpec, LoadedModel
 from models.settings import ValueParams
 from models.value import VALUE_COLUMNS, add_value_columns, without_value
@@ -213,6 +213,25 @@ def reason_sentence(label: str, value: str, contribution: float) -> str:
     return f"{label} was {value} ({effect})"
 
 
+def _reason_texts(
+    values: np.ndarray, contributions: np.ndarray, label: str, unit: str
+) -> tuple[list[str], list[str]]:
+    """Formatted values and reason sentences of one feature's rows: each distinct (value,
+    effect) formatted once (a feature holds few distinct values: counts, days, levels)."""
+    formatted: list[str] = []
+    sentences: list[str] = []
+    cache: dict[tuple[type, Any, float], tuple[str, str]] = {}
+    for v, c in zip(values, contributions, strict=True):
+        key = (type(v), v, float(np.sign(c)))  # the type keeps True, 1 and 1.0 apart
+        found = cache.get(key)
+        if found is None:  # NaN != NaN: missing values are formatted each time (cheap)
+            text = format_value(v, unit)
+            found = cache[key] = (text, reason_sentence(label, text, c))
+        formatted.append(found[0])
+        sentences.append(found[1])
+    return formatted, sentences
+
+
 def reason_columns(
     frame: pd.DataFrame,
     contrib: np.ndarray,
@@ -229,8 +248,6 @@ def reason_columns(
     """
     top = top_reasons(contrib, k)
     names = np.asarray(features, dtype=object)
-    labels = {f: feature_label(catalog.get(f), f) for f in features}
-    units = {f: value_unit(f) for f in features}
     rows = np.arange(len(frame))
     out: dict[str, np.ndarray] = {}
     for i in range(top.shape[1]):
@@ -241,16 +258,14 @@ def reason_columns(
         values = np.full(len(frame), None, dtype=object)
         texts = np.full(len(frame), None, dtype=object)
         for j in np.unique(idx[strong]):
-            mask = strong & (idx == j)
+            where = np.flatnonzero(strong & (idx == j))
             name = names[j]
-            formatted = [
-                format_value(v, units[name]) for v in frame[name].to_numpy(dtype=object)[mask]
-            ]
-            values[mask] = formatted
-            texts[mask] = [
-                reason_sentence(labels[name], v, c)
-                for v, c in zip(formatted, contribution[mask], strict=True)
-            ]
+            values[where], texts[where] = _reason_texts(
+                frame[name].iloc[where].to_numpy(dtype=object),
+                contribution[where],
+                feature_label(catalog.get(name), name),
+                value_unit(name),
+            )
         if i == 0:
             texts[~strong] = NO_STRONG_REASON
         out[f"reason_{i + 1}"] = feat
@@ -382,12 +397,14 @@ def score_frame(
 ) -> pd.DataFrame:
     """Calibrated probability, reasons and churn type for every row of a scoring-table chunk."""
     model = loaded.model
-    x = model.model_frame(frame)
+    # the booster's numeric view of the rows, built once for TreeSHAP and the prediction
+    x = as_matrix(model.booster, model.model_frame(frame))
     contrib = contributions(model.booster, x)
     # The probability is the booster's own prediction, bit for bit what evaluate and the monitor's
     # realised check see: the contributions add up to the same margin only to ~1e-15, and that
     # is enough to split a calibration tie (realised AUC off evaluate's by 6e-6 on the default
-    # data). A second pass over the trees, cheap next to TreeSHAP.
+    # data). A second pass over the trees, cheap next to TreeSHAP; on the same float64 matrix
+    # that LightGBM converts the model frame to, so the same prediction.
     probability = model.calibrator.predict(model.booster.predict(x))
     features = list(model.booster.feature_name())
     groups = {name: info.group for name, info in catalog.items()}

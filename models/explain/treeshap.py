@@ -792,8 +792,9 @@ else:  # pragma: no cover - depends on the environment
 # --------------------------------------------------------------------------------------------
 
 
-def _as_matrix(booster: lgb.Booster, x: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """The booster's numeric view of x: columns in feature order, categoricals as training codes."""
+def as_matrix(booster: lgb.Booster, x: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """The booster's numeric view of x: columns in feature order, categoricals as training codes
+    (what LightGBM's own predict converts a frame to; `booster.predict` of it gives the same)."""
     names = booster.feature_name()
     if not isinstance(x, pd.DataFrame):
         arr = np.ascontiguousarray(x, dtype=np.float64)
@@ -901,7 +902,7 @@ class Explainer:
         """Per-row SHAP values (log-odds) and the bias, in LightGBM's pred_contrib layout."""
         if self._ensemble is None:
             return np.asarray(self.booster.predict(x, pred_contrib=True), dtype=np.float64)
-        return self._run_kernel(_as_matrix(self.booster, x))
+        return self._run_kernel(as_matrix(self.booster, x))
 
     def _run_kernel(self, matrix: np.ndarray) -> np.ndarray:
         e = self._ensemble
